@@ -1,0 +1,5 @@
+import sys
+
+from ftutils.cli import main
+
+sys.exit(main())

@@ -1,0 +1,97 @@
+"""OpenAI's fine-tuning hyperparameters: their ranges and how "auto" resolves.
+
+One module for the client (checks before anything is sent, cost estimates) and the
+local server (which writes the resolved values back into the job, as OpenAI does).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+# OpenAI's documented ranges for supervised fine-tuning.
+N_EPOCHS_RANGE = (1, 50)
+BATCH_SIZE_RANGE = (1, 256)
+
+# The "auto" epoch heuristic: aim for 3 epochs, but keep examples x epochs within
+# 100..25000 billed example-passes, and the epochs themselves within 1..25.
+TARGET_EPOCHS = 3
+MIN_TARGET_EXAMPLES = 100
+MAX_TARGET_EXAMPLES = 25_000
+MIN_DEFAULT_EPOCHS = 1
+MAX_DEFAULT_EPOCHS = 25
+
+# OpenAI does not publish its batch-size and learning-rate rules; these follow what its
+# jobs report back: batch size grows with the data (~0.2 % of it, at most 256), and the
+# multiplier is 2 for small batches and smaller for large ones.
+AUTO_BATCH_FRACTION = 0.002
+
+
+class HyperparameterError(ValueError):
+    """A hyperparameter outside OpenAI's range; `param` names it as the API would."""
+
+    def __init__(self, param: str, message: str):
+        super().__init__(message)
+        self.param = param
+
+
+def auto_n_epochs(n_examples: int) -> int:
+    """OpenAI's default epochs for a training file of `n_examples` examples."""
+    if n_examples <= 0:
+        return TARGET_EPOCHS
+    epochs = TARGET_EPOCHS
+    if n_examples * epochs < MIN_TARGET_EXAMPLES:
+        epochs = min(MAX_DEFAULT_EPOCHS, math.ceil(MIN_TARGET_EXAMPLES / n_examples))
+    elif n_examples * epochs > MAX_TARGET_EXAMPLES:
+        epochs = max(MIN_DEFAULT_EPOCHS, MAX_TARGET_EXAMPLES // n_examples)
+    return epochs
+
+
+def auto_batch_size(n_examples: int) -> int:
+    return max(BATCH_SIZE_RANGE[0], min(BATCH_SIZE_RANGE[1], math.ceil(AUTO_BATCH_FRACTION * n_examples)))
+
+
+def auto_learning_rate_multiplier(batch_size: int) -> float:
+    return 2.0 if batch_size <= 8 else 1.0
+
+
+@dataclass
+class Hyperparameters:
+    """Supervised hyperparameters as the API takes them: a value or the string "auto"."""
+
+    n_epochs: int | str = "auto"
+    """Passes over the training file, 1..50."""
+    batch_size: int | str = "auto"
+    """Examples per optimizer step, 1..256."""
+    learning_rate_multiplier: float | str = "auto"
+    """Scales the base learning rate; any positive number."""
+
+    def __post_init__(self):
+        check(self.n_epochs, self.batch_size, self.learning_rate_multiplier)
+
+    def resolve(self, n_examples: int) -> "Hyperparameters":
+        """The concrete values a job with `n_examples` training examples would use."""
+        n_epochs = auto_n_epochs(n_examples) if self.n_epochs == "auto" else int(self.n_epochs)
+        batch_size = auto_batch_size(n_examples) if self.batch_size == "auto" else int(self.batch_size)
+        lr = (auto_learning_rate_multiplier(batch_size) if self.learning_rate_multiplier == "auto"
+              else float(self.learning_rate_multiplier))
+        return Hyperparameters(n_epochs, batch_size, lr)
+
+    def to_dict(self) -> dict:
+        return {"n_epochs": self.n_epochs, "batch_size": self.batch_size,
+                "learning_rate_multiplier": self.learning_rate_multiplier}
+
+
+def check(n_epochs="auto", batch_size="auto", learning_rate_multiplier="auto") -> None:
+    """Raise HyperparameterError naming the first value outside OpenAI's ranges."""
+    prefix = "hyperparameters."
+    for name, value, lo, hi in (("n_epochs", n_epochs, *N_EPOCHS_RANGE),
+                                ("batch_size", batch_size, *BATCH_SIZE_RANGE)):
+        if value == "auto":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise HyperparameterError(prefix + name, f"{name} must be an integer from {lo} to {hi} or 'auto', got {value!r}.")
+    lr = learning_rate_multiplier
+    if lr != "auto":
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+            raise HyperparameterError(prefix + "learning_rate_multiplier",
+                                      f"learning_rate_multiplier must be a number greater than 0 or 'auto', got {lr!r}.")

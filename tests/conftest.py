@@ -1,0 +1,98 @@
+"""Shared fixtures: an isolated environment and one real local server per test session.
+
+The server is the real thing (`python -m ftutils serve` on a free loopback port, its own
+SQLite and data dir); tests talk to it through the official `openai` client.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TEST_KEY = "ftutils-test-key-0123456789abcdef"  # not a secret: only this test server knows it
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_env(tmp_path_factory):
+    """No real OpenAI key, no user data dir: every test runs against throwaway state."""
+    home = tmp_path_factory.mktemp("ftutils-home")
+    saved = dict(os.environ)
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "FTUTILS_BACKEND", "FTUTILS_API_KEY"):
+        os.environ.pop(name, None)
+    os.environ["FTUTILS_DATA_DIR"] = str(home / "local")
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class LocalServer:
+    base_url: str  # ends in /v1, as the openai client wants it
+    api_key: str
+    data_dir: Path
+    process: subprocess.Popen
+    log: Path
+
+    def client(self, **kwargs):
+        import openai
+        return openai.OpenAI(base_url=self.base_url, api_key=self.api_key, **kwargs)
+
+
+def start_server(data_dir: Path, port: int | None = None, env: dict | None = None, timeout: float = 60) -> LocalServer:
+    port = port or free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = data_dir / "server.log"
+    full_env = {**os.environ, "FTUTILS_API_KEY": TEST_KEY, **(env or {})}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ftutils", "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)],
+        stdout=log.open("ab"), stderr=subprocess.STDOUT, env=full_env, cwd=ROOT,
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return LocalServer(f"http://127.0.0.1:{port}/v1", full_env["FTUTILS_API_KEY"], data_dir, proc, log)
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"server did not answer /health in {timeout}s:\n{log.read_text()[-4000:]}")
+
+
+def stop_server(server: LocalServer) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+
+
+@pytest.fixture(scope="session")
+def local_server(tmp_path_factory):
+    """One real server for the session; tests must not assume they are alone on it."""
+    server = start_server(tmp_path_factory.mktemp("server"))
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture()
+def client(local_server):
+    return local_server.client(max_retries=0)
