@@ -88,7 +88,8 @@ def stop_server(server: LocalServer) -> None:
 @pytest.fixture(scope="session")
 def local_server(tmp_path_factory):
     """One real server for the session; tests must not assume they are alone on it."""
-    server = start_server(tmp_path_factory.mktemp("server"))
+    # The data dir notebooks and connect() use, so they find and reuse this server.
+    server = start_server(Path(os.environ["FTUTILS_DATA_DIR"]))
     yield server
     stop_server(server)
 

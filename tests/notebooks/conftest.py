@@ -1,0 +1,51 @@
+"""Papermill runs of the notebooks, chained as a user runs them: 01 -> 02 -> 03 -> 04 in
+one temporary run folder, on the session's local server, with small parameters.
+
+`notebook_run("03_train")` runs whatever came before it first (once per session) and
+returns the values the notebook recorded with `ftutils.runs.record`.
+"""
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import ROOT
+
+ORDER = ["01_access", "02_prepare", "03_train", "04_evaluate"]
+
+# Small parameters per notebook so the chain runs in a couple of minutes on 2 cores.
+# Each notebook's owner keeps its entry in step with its parameters cell.
+TINY = {
+    "01_access": {},
+    "02_prepare": {"max_examples": 160},
+    "03_train": {"base_model": "tiny-smollm2", "n_epochs": 2, "batch_size": 8},
+    "04_evaluate": {"max_test_examples": 16},
+}
+
+
+@pytest.fixture(scope="session")
+def notebook_run(local_server, tmp_path_factory):
+    import papermill as pm
+
+    from ftutils.runs import load_record
+
+    run_dir = tmp_path_factory.mktemp("run")
+    out_dir = tmp_path_factory.mktemp("executed")
+    done: dict[str, dict] = {}
+
+    def run(name: str, **params) -> dict:
+        for earlier in ORDER[: ORDER.index(name)]:
+            if earlier not in done:
+                run(earlier)
+        if name not in done or params:
+            pm.execute_notebook(
+                str(ROOT / "notebooks" / f"{name}.ipynb"),
+                str(out_dir / f"{name}.ipynb"),
+                parameters={"run_dir": str(run_dir), **TINY[name], **params},
+                kernel_name="python3", cwd=str(ROOT), progress_bar=False,
+            )
+            done[name] = load_record(run_dir, name)
+            done[name]["_executed"] = str(out_dir / f"{name}.ipynb")
+            done[name]["_run_dir"] = str(run_dir)
+        return done[name]
+
+    return run
