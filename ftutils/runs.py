@@ -3,11 +3,29 @@ each notebook records for tests (`results/<notebook>.json`)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 
+def project_root() -> Path:
+    """The repository the notebooks live in: relative paths in notebook parameters
+    (`runs/demo`, `data/samples/...`) mean the same from JupyterLab (whose kernel starts in
+    notebooks/) as from papermill or the CLI (which start at the top)."""
+    env = os.environ.get("FTUTILS_PROJECT_ROOT")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve().parents[1]
+    return here if (here / "notebooks").is_dir() else Path.cwd()
+
+
+def project_path(path: str | Path) -> Path:
+    """An absolute path as is; a relative one against the project root."""
+    path = Path(path)
+    return path if path.is_absolute() else project_root() / path
+
+
 def run_path(run_dir: str | Path) -> Path:
-    path = Path(run_dir)
+    path = project_path(run_dir)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -26,5 +44,59 @@ def record(run_dir: str | Path, notebook: str, **values) -> dict:
 
 
 def load_record(run_dir: str | Path, notebook: str) -> dict:
-    path = Path(run_dir) / "results" / f"{notebook}.json"
+    path = project_path(run_dir) / "results" / f"{notebook}.json"
     return json.loads(path.read_text()) if path.exists() else {}
+
+
+MANIFEST = "run.json"
+MANIFEST_KEYS = (
+    "backend", "base_url", "base_model", "files", "hyperparameters", "job_id", "status",
+    "error", "fine_tuned_model", "trained_tokens", "checkpoints", "final_metrics", "diagnosis",
+)
+# Whatever looks like a credential is refused outright: the manifest is meant to be shared.
+_SECRET_WORDS = ("api_key", "apikey", "secret", "password", "authorization")
+
+
+def write_manifest(run_dir: str | Path, **fields) -> dict:
+    """Merge `fields` into `run_dir/run.json`, the record of one fine-tuning run.
+
+    04_evaluate and `ftutils watch` read it; the keys are stable:
+
+    - backend: "openai" | "local"; base_url: the API's URL (no key)
+    - base_model: the model fine-tuned, e.g. "smollm2-135m-instruct"
+    - files: {"train": {"id", "path"}, "validation": {"id", "path"} | None, "test": {"path"}}
+    - hyperparameters: {"n_epochs", "batch_size", "learning_rate_multiplier"} as the job resolved them
+    - job_id, status ("succeeded" | "failed" | "cancelled" | ...), error ({"code", "message", "param"} | None)
+    - fine_tuned_model: "ft:..." or None; trained_tokens: int or None
+    - checkpoints: [{"id", "step", "model", "metrics": {train_loss, valid_loss, ...}}], by step
+    - final_metrics: {"step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy",
+      "full_valid_loss", "full_valid_mean_token_accuracy", "first_train_loss"}
+    - diagnosis: {"verdict", "findings", "next_steps", "best_checkpoint_step"}
+
+    Other keys are kept as given. A key that looks like a credential raises ValueError.
+    """
+    for key in _walk_keys(fields):
+        if any(word in key.lower() for word in _SECRET_WORDS):
+            raise ValueError(f"refusing to write {key!r} into the run manifest: keys and secrets never go on disk")
+    path = run_path(run_dir) / MANIFEST
+    merged = {**read_manifest(run_dir), **fields}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(merged, indent=2, default=str))
+    tmp.replace(path)
+    return merged
+
+
+def read_manifest(run_dir: str | Path) -> dict:
+    """The manifest written by `write_manifest` ({} when there is none yet)."""
+    path = Path(run_dir) / MANIFEST
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _walk_keys(value):
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            yield str(key)
+            yield from _walk_keys(inner)
+    elif isinstance(value, (list, tuple)):
+        for inner in value:
+            yield from _walk_keys(inner)
