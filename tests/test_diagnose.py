@@ -1,0 +1,82 @@
+"""The fit diagnosis on synthetic loss curves, one per case, with noise like real per-step losses."""
+import math
+
+import numpy as np
+import pandas as pd
+
+from ftutils.diagnose import diagnose
+from ftutils.metrics import COLUMNS
+
+RNG = np.random.default_rng(0)
+
+
+def curves(train, valid=None, every=5, noise=0.04):
+    steps = np.arange(1, len(train) + 1)
+    df = pd.DataFrame({c: math.nan for c in COLUMNS}, index=range(len(train)))
+    df["step"] = steps
+    df["train_loss"] = np.asarray(train) * (1 + noise * RNG.standard_normal(len(train)))
+    if valid is not None:
+        df.loc[steps % every == 0, "valid_loss"] = np.asarray(valid)[steps % every == 0]
+    return df
+
+
+def test_overfitting_names_the_minimum_and_the_checkpoint():
+    t = np.linspace(0, 1, 240)
+    train = 2.0 * np.exp(-4 * t) + 0.05
+    valid = 0.4 + 1.6 * np.exp(-8 * t) + 0.5 * np.clip(t - 0.5, 0, None) ** 1.2
+    checkpoints = [{"step": s, "metrics": {"valid_loss": float(valid[s - 1]), "train_loss": float(train[s - 1])}}
+                   for s in (80, 160, 240)]
+    d = diagnose(curves(train, valid), checkpoints=checkpoints, n_epochs=3)
+    assert d.verdict == "overfitting", str(d)
+    assert "rose to" in d.findings[0] and "while training loss kept falling" in d.findings[0]
+    assert d.best_checkpoint_step == 160
+    assert any("checkpoint at step 160" in s for s in d.next_steps)
+    assert any("instead of 3" in s for s in d.next_steps)
+    assert "overfitting" in d._repr_html_() and "Verdict: overfitting" in str(d)
+
+
+def test_underfitting_when_still_falling_steeply():
+    t = np.linspace(0, 1, 200)
+    train = 3.0 - 1.2 * t  # a straight line down: nowhere near levelling off
+    d = diagnose(curves(train, train + 0.1), n_epochs=2)
+    assert d.verdict == "underfitting", str(d)
+    assert "still falling steeply" in d.findings[0]
+    assert any("3 epochs instead of 2" in s for s in d.next_steps)
+
+
+def test_good_fit():
+    t = np.linspace(0, 1, 200)
+    train = 1.5 * np.exp(-10 * t) + 0.3
+    valid = 1.5 * np.exp(-10 * t) + 0.4
+    checkpoints = pd.DataFrame({"step": [100, 200], "valid_loss": [valid[99], valid[199]]})
+    d = diagnose(curves(train, valid), checkpoints=checkpoints, n_epochs=2)
+    assert d.verdict == "good", str(d)
+    assert d.findings[0].startswith("Training loss fell from 1.")
+    assert d.best_checkpoint_step == 200
+
+
+def test_nan_is_unusable():
+    train = np.linspace(2, 1, 50)
+    train[30:] = np.nan
+    df = curves(train, noise=0)
+    d = diagnose(df)
+    assert d.verdict == "unusable" and "step 31" in d.findings[0]
+    assert "learning rate multiplier" in d.next_steps[0]
+
+
+def test_diverging_is_unusable():
+    train = np.concatenate([np.linspace(1.0, 0.8, 20), np.linspace(0.8, 4.0, 40)])
+    d = diagnose(curves(train))
+    assert d.verdict == "unusable" and "rose from" in d.findings[0]
+    assert "Lower the learning rate multiplier" in d.next_steps[0]
+
+
+def test_flat_is_unusable():
+    d = diagnose(curves(np.full(100, 2.3), noise=0.02))
+    assert d.verdict == "unusable" and "flat" in d.findings[0]
+    assert "Raise the learning rate multiplier" in d.next_steps[0]
+
+
+def test_no_metrics():
+    d = diagnose(pd.DataFrame(columns=COLUMNS))
+    assert d.verdict == "unusable" and "No training loss" in d.findings[0]
