@@ -1,0 +1,162 @@
+"""Validate a fine-tuning training file before it is uploaded (or, on the local server,
+before it is trained on).
+
+One streaming pass: decode a line, check it (`checks.py`), count its tokens, forget it.
+Memory stays flat however long the file; findings are capped per code (`counts` has the
+totals). File-level problems (empty, binary, not UTF-8, not JSONL, too few examples,
+mixed formats) are findings too, so a caller never sees a traceback for bad data.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ftutils.data.checks import CODES, json_kind, check_line
+from ftutils.data.report import Finding, ValidationReport
+from ftutils.data.tokens import TokenCounter, base_model, count_example, limits_for
+
+__all__ = ["Finding", "ValidationReport", "validate_file", "validate_examples", "CODES", "MIN_EXAMPLES"]
+
+MIN_EXAMPLES = 10  # OpenAI rejects training files with fewer
+_SNIFF = 8192
+_MAGIC = {b"PK\x03\x04": "a ZIP archive (an .xlsx or .docx?)", b"%PDF": "a PDF", b"\x1f\x8b": "gzip-compressed",
+          b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"SQLite format 3": "an SQLite database"}
+
+
+class _Pass:
+    """State of one validation pass; `feed` each line, then `finish`."""
+
+    def __init__(self, model: str | None, method: str | None, source: str | None):
+        self.report = ValidationReport(source=source, model=base_model(model))
+        self.method = method
+        self.counter = TokenCounter(model)
+        self.limits, self.limit_note = limits_for(model)
+        self.formats: dict[str, int] = {}   # format -> first line seen
+        self.line = 0
+        self.n_lines = 0
+        self.total = self.max = self.trained = self.billed = self.over = self.counted = 0
+
+    def emit(self, code: str, field: str, message: str, line: int | None = -1) -> None:
+        severity, fix = CODES[code]
+        self.report.add(Finding(code, severity, self.line if line == -1 else line, field, message, fix))
+
+    def feed(self, line: int, obj, error: str | None = None, code: str | None = None) -> None:
+        self.line = line
+        self.n_lines += 1
+        if obj is None:
+            self.emit(code or "invalid_json", "", error or "not a JSON object")
+            return
+        self.report.n_examples += 1
+        fmt = check_line(obj, self.emit, self.method)
+        if fmt == "unknown":
+            return
+        self.formats.setdefault(fmt, line)
+        self.counted += 1
+        tokens = count_example(obj, counter=self.counter)
+        if tokens.assistant and not tokens.trained and fmt == "chat":
+            self.emit("no_trained_tokens", "messages", "every assistant message has weight 0")
+        n = tokens.total
+        self.total += n
+        self.trained += tokens.trained
+        self.billed += min(n, self.limits.max_training_tokens)
+        if n > self.max:
+            self.max = n
+        if n > self.limits.max_training_tokens:
+            self.over += 1
+            self.emit("over_token_limit", "", f"{n:,} tokens, over the {self.limits.max_training_tokens:,}-token "
+                      f"training limit of {self.report.model}; {n - self.limits.max_training_tokens:,} would be cut")
+
+    def finish(self) -> ValidationReport:
+        report, n = self.report, self.report.n_examples
+        self.line = None
+        if self.n_lines and not n and set(report.counts) <= {"invalid_json", "invalid_utf8", "blank_line"}:
+            if set(report.counts) == {"blank_line"}:
+                self.emit("empty_file", "", "the file has only blank lines")
+            else:
+                self.emit("not_jsonl", "", "no line is a JSON object: this does not look like a JSONL file")
+        elif 0 < n < MIN_EXAMPLES:
+            self.emit("too_few_examples", "", f"{n} example(s); OpenAI requires at least {MIN_EXAMPLES}")
+        if len(self.formats) > 1:
+            (first, _), *others = sorted(self.formats.items(), key=lambda kv: kv[1])
+            for fmt, line in others:
+                self.emit("mixed_formats", "", f"a {fmt} example, but the file starts with {first} examples", line=line)
+        report.format = (next(iter(self.formats)) if len(self.formats) == 1
+                         else "mixed" if self.formats else "unknown")
+        for note in (self.counter.note, self.limit_note):
+            if note and self.formats:
+                self.emit("approximate_token_count", "", note)
+        report.tokens = {"n": self.counted, "total": self.total, "max": self.max, "mean": self.total / max(1, self.counted),
+                         "trained": self.trained, "billed_per_epoch": self.billed, "n_over_limit": self.over,
+                         "limit": self.limits.max_training_tokens, "encoding": self.counter.encoding.name}
+        # Findings arrive in file order except file-level ones; keep file order, file-level first.
+        report.findings.sort(key=lambda f: (f.line is not None, f.line or 0))
+        return report
+
+
+def _decode(raw: bytes):
+    """(object, error, code) for one line. Not load.iter_jsonl: the validator wants a stable
+    code per failure, and json.loads on bytes (decoding UTF-8 itself) is the fast path."""
+    try:
+        value = json.loads(raw)
+    except UnicodeDecodeError as exc:
+        return None, (f"not valid UTF-8 (byte {exc.object[exc.start]:#04x} at column {exc.start + 1}); "
+                      "save the file as UTF-8"), "invalid_utf8"
+    except json.JSONDecodeError as exc:
+        if not raw.strip():
+            return None, "blank line", "blank_line"
+        return None, f"not valid JSON: {exc.msg} (column {exc.colno})", "invalid_json"
+    except (ValueError, RecursionError) as exc:
+        return None, f"not valid JSON: {exc}", "invalid_json"
+    if isinstance(value, dict):
+        return value, None, None
+    return None, f"expected a JSON object per line, got {json_kind(value)}", "not_an_object"
+
+
+def _sniff(path: Path, run: _Pass) -> bool:
+    """File-level problems visible in the first bytes; True when the lines are worth reading."""
+    with open(path, "rb") as f:
+        head = f.read(_SNIFF)
+    if not head.strip():
+        run.emit("empty_file", "", "the file is empty" if not head else "the file has only whitespace", line=None)
+        return False
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        run.emit("not_utf8", "", "the file is UTF-16 encoded", line=None)
+        return False
+    kind = next((what for magic, what in _MAGIC.items() if head.startswith(magic)), None)
+    if kind or b"\x00" in head:
+        run.emit("binary_file", "", f"this is {kind or 'a binary file'}, not JSONL text", line=None)
+        return False
+    return True
+
+
+def validate_file(path, model: str | None = None, method: str | None = None) -> ValidationReport:
+    """Validate a JSONL training file for `model` (default gpt-4o-mini) without loading it whole.
+
+    `method` is None (detect supervised chat or preference per line) or "reinforcement"
+    (whose lines look like chat lines without the reply). Raises FileNotFoundError for a
+    missing path; every problem with the contents is a finding."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    run = _Pass(model, method, str(path))
+    if _sniff(path, run):
+        with open(path, "rb") as f:
+            for number, raw in enumerate(f, 1):
+                if number == 1 and raw.startswith(b"\xef\xbb\xbf"):  # UTF-8 BOM (Excel, Notepad)
+                    raw = raw[3:]
+                run.feed(number, *_decode(raw))
+    return run.finish()
+
+
+def validate_examples(examples, model: str | None = None, method: str | None = None) -> ValidationReport:
+    """Validate in-memory examples; `line` in findings is the 1-based position in the list."""
+    run = _Pass(model, method, None)
+    for number, example in enumerate(examples, 1):
+        if isinstance(example, dict):
+            run.feed(number, example)
+        else:
+            kind = type(example).__name__
+            run.feed(number, None, f"expected a dict per example, got {kind}", "not_an_object")
+    if not run.n_lines:
+        run.emit("empty_file", "", "no examples", line=None)
+    return run.finish()
