@@ -90,6 +90,9 @@ def local_server(tmp_path_factory):
     """One real server for the session; tests must not assume they are alone on it."""
     # The data dir notebooks and connect() use, so they find and reuse this server.
     server = start_server(Path(os.environ["FTUTILS_DATA_DIR"]))
+    # The server takes its key from FTUTILS_API_KEY and then writes no api_key file, so
+    # connect() here and in notebook kernels (which inherit os.environ) needs it set too.
+    os.environ["FTUTILS_API_KEY"] = server.api_key
     yield server
     stop_server(server)
 
