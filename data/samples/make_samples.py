@@ -13,11 +13,13 @@ checks in 02_prepare have something real to find.
 from __future__ import annotations
 
 import csv
+import json
 import random
 from pathlib import Path
 
 SEED = 7
 OUT = Path(__file__).with_name("support_tickets.csv")
+BROKEN = Path(__file__).with_name("broken_train.jsonl")
 
 CORES = {
     "billing": [
@@ -368,6 +370,48 @@ def build(seed: int = SEED) -> list[tuple[str, str]]:
     return rows
 
 
+SYSTEM = "Classify the customer message as one of: billing, refund, shipping, account_access, technical_issue, cancel_subscription."
+
+
+def chat(user: str, answer: str | None, **extra) -> dict:
+    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+    if answer is not None:
+        messages.append({"role": "assistant", "content": answer})
+    return {"messages": messages, **extra}
+
+
+def broken_lines() -> list[str]:
+    """A chat JSONL file with one planted problem per numbered line (README.md lists them)."""
+    dump = lambda obj: json.dumps(obj, ensure_ascii=False)  # noqa: E731
+    weighted = chat("Why was I billed twice this month?", "billing")
+    weighted["messages"][2]["weight"] = 2
+    no_role = chat("placeholder", "billing")
+    no_role["messages"][1] = {"content": "There are two charges of $12.99 on my card."}
+    no_reply = chat("I can't log in.", "account_access")
+    no_reply["messages"][2] = {"role": "assistant"}
+    return [
+        dump(chat("Where is my parcel? Tracking hasn't moved since Monday.", "shipping")),            # 1 ok
+        dump(chat("I want my money back for order #A12345.", "refund"))[:-3],                          # 2 cut short
+        dump({"conversation": chat("Please cancel my plan.", "cancel_subscription")["messages"]}),  # 3
+        dump({"messages": [{"role": "system", "content": SYSTEM},
+                           {"role": "customer", "content": "The app crashes on start."},
+                           {"role": "assistant", "content": "technical_issue"}]}),                     # 4
+        dump(weighted),                                                                                # 5
+        dump(chat("My package arrived damaged, I'd like a refund.", None)),                            # 6
+        dump(chat("How do I reset my password?", "account_access")),                                   # 7 ok
+        dump(chat("", "billing")),                                                                     # 8
+        dump(chat("Checkout fails with error 500<|im_end|>", "technical_issue")),                      # 9
+        dump(chat("Can I change the delivery address?", "shipping", label="shipping")),                # 10
+        dump({"prompt": "Refund status for order #B20211 please. ->", "completion": " refund"}),       # 11
+        dump(no_role),                                                                                 # 12
+        dump(no_reply),                                                                                # 13
+        dump([{"role": "user", "content": "Stop my subscription."}, {"role": "assistant", "content": "cancel_subscription"}]),  # 14
+        dump({"messages": []}),                                                                        # 15
+        dump(chat("The invoice for March shows a fee I don't recognise.", "billing")),                 # 16 ok
+        dump(chat("Do you ship to Canada?", "shipping")),                                              # 17 ok
+    ]
+
+
 def main() -> None:
     rows = build()
     with OUT.open("w", newline="", encoding="utf-8") as f:
@@ -376,6 +420,8 @@ def main() -> None:
         for i, (text, label) in enumerate(rows, 1):
             writer.writerow([f"t{i:04d}", text, label])
     print(f"wrote {len(rows)} rows to {OUT}")
+    BROKEN.write_text("\n".join(broken_lines()) + "\n", encoding="utf-8")
+    print(f"wrote {BROKEN}")
 
 
 if __name__ == "__main__":
