@@ -104,7 +104,9 @@ def _decode(raw: bytes):
     except json.JSONDecodeError as exc:
         if not raw.strip():
             return None, "blank line", "blank_line"
-        return None, f"not valid JSON: {exc.msg} (column {exc.colno})", "invalid_json"
+        # exc.colno would count the line's own newline as a line break; the offset is what a reader wants.
+        at = "at the end of the line" if exc.pos >= len(exc.doc.rstrip("\r\n")) else f"column {exc.pos + 1}"
+        return None, f"not valid JSON: {exc.msg} ({at})", "invalid_json"
     except (ValueError, RecursionError) as exc:
         return None, f"not valid JSON: {exc}", "invalid_json"
     if isinstance(value, dict):
