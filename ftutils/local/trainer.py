@@ -1,0 +1,369 @@
+"""LoRA fine-tuning with OpenAI's semantics, reporting through a sink.
+
+`n_epochs` passes over the training file, `batch_size` examples per optimizer step,
+`learning_rate_multiplier` times our base LoRA rate, and `seed` fixing everything random.
+The loop knows nothing of HTTP or SQLite: the worker passes a sink that turns metrics
+and checkpoints into job events and rows, and answers `should_stop()` from the job's
+cancel/pause flags.
+
+Speed on a CPU comes from not computing what is thrown away: batches are grouped by
+length (little padding), matmuls run under bf16 autocast where the CPU has bf16 units,
+and the vocabulary projection runs only on positions that carry a label.
+"""
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+
+from ftutils.local import chatdata
+from ftutils.local.models import load_base
+
+STATE_FILE = "trainer_state.pt"
+WARMUP_FRACTION = 0.05
+MEGABATCH = 50  # batches sorted by length together; HF's LengthGroupedSampler uses 50 too
+MICRO_BATCH_TOKENS = 4096  # padded tokens per forward pass, bounds activation memory
+GRAD_CLIP = 1.0
+# Models whose logits are exactly lm_head(final hidden state), so it can be applied to
+# the labelled positions alone (others, e.g. with logit soft-capping, take the full path).
+PLAIN_HEAD_TYPES = {"llama", "mistral", "qwen2", "qwen3", "phi3", "smollm3", "olmo2"}
+
+
+@dataclass(kw_only=True)
+class TrainConfig:
+    base_model: str
+    """Base model id, e.g. "smollm2-135m-instruct" (see ftutils.local.models)."""
+    data_dir: str | Path
+    """The backend's DATA_DIR, where converted base models are cached."""
+    train_file: str | Path
+    """JSONL of chat examples ({"messages": [...]}) in OpenAI's format."""
+    validation_file: str | Path | None = None
+    """Optional JSONL in the same format; adds valid_* and full_valid_* metrics."""
+    output_dir: str | Path
+    """Job folder: checkpoints/step-N/ and final/ are written here."""
+    n_epochs: int
+    """Passes over the training file."""
+    batch_size: int
+    """Examples per optimizer step."""
+    learning_rate_multiplier: float
+    """Multiplies base_learning_rate, as OpenAI's hyperparameter does."""
+    seed: int
+    """Fixes LoRA init, data order and dropout: same seed, same losses."""
+    resume_from: str | Path | None = None
+    """A checkpoint folder (checkpoints/step-N/) to continue from exactly."""
+    extra_models: dict[str, str] | None = None
+    """Extra base models (id -> local Hugging Face folder) the backend was started with."""
+    lora_r: int = 16
+    """LoRA rank."""
+    lora_alpha: int = 32
+    """LoRA scaling numerator (the update is scaled by alpha / r)."""
+    lora_dropout: float = 0.0
+    """Dropout on the LoRA input; 0 keeps runs cheap and exactly resumable."""
+    base_learning_rate: float = 2e-4
+    """Peak AdamW rate at multiplier 1. OpenAI's auto multiplier is 2 for small batches,
+    so a small job peaks at 4e-4, a common LoRA rate that makes a 60-300 example
+    classification set learn within 3 epochs."""
+    eval_every: int = 10
+    """Steps between valid_loss evaluations on one validation batch."""
+    max_length: int = 1024
+    """Tokens kept per example. SmolLM2 takes 8192, but on a CPU attention cost and
+    activation memory grow with length and fine-tuning chats are short; longer ones are
+    cut (with a warning) rather than slowing the whole job."""
+    use_bf16: bool | str = "auto"
+    """bf16 autocast: "auto" uses it where the hardware computes bf16 natively."""
+
+    def __post_init__(self):
+        for name in ("n_epochs", "batch_size", "lora_r", "lora_alpha", "eval_every", "max_length"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("learning_rate_multiplier", "base_learning_rate"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+        if not 0 <= self.lora_dropout < 1:
+            raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout!r}")
+        if self.use_bf16 not in (True, False, "auto"):
+            raise ValueError(f"use_bf16 must be True, False or 'auto', got {self.use_bf16!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        if not Path(self.train_file).is_file():
+            raise ValueError(f"train_file {self.train_file} does not exist")
+        if self.validation_file is not None and not Path(self.validation_file).is_file():
+            raise ValueError(f"validation_file {self.validation_file} does not exist")
+        if self.resume_from is not None and not (Path(self.resume_from) / STATE_FILE).is_file():
+            raise ValueError(f"resume_from {self.resume_from} is not a checkpoint (no {STATE_FILE})")
+
+
+class TrainSink(Protocol):
+    def on_start(self, total_steps: int, n_epochs: int, n_train_examples: int) -> None: ...
+    def on_message(self, level: str, message: str) -> None: ...
+    def on_metrics(self, record: dict) -> None: ...
+    def on_checkpoint(self, step: int, epoch: int, path: Path, metrics: dict) -> None: ...
+    def should_stop(self) -> str | None: ...
+
+
+@dataclass
+class RecordingSink:
+    """A sink that keeps everything; `stop_at` = {step: "cancel"|"pause"} to interrupt."""
+
+    stop_at: dict[int, str] = field(default_factory=dict)
+    start: tuple | None = None
+    messages: list[tuple[str, str]] = field(default_factory=list)
+    metrics: list[dict] = field(default_factory=list)
+    checkpoints: list[tuple] = field(default_factory=list)
+
+    def on_start(self, total_steps, n_epochs, n_train_examples):
+        self.start = (total_steps, n_epochs, n_train_examples)
+
+    def on_message(self, level, message):
+        self.messages.append((level, message))
+
+    def on_metrics(self, record):
+        self.metrics.append(record)
+
+    def on_checkpoint(self, step, epoch, path, metrics):
+        self.checkpoints.append((step, epoch, Path(path), metrics))
+
+    def should_stop(self):
+        done = self.metrics[-1]["step"] if self.metrics else 0
+        return self.stop_at.get(done)
+
+
+@dataclass
+class TrainResult:
+    trained_tokens: int
+    """Tokens of the training examples processed, counted once per epoch, as OpenAI's
+    `trained_tokens` (and its bill) counts them; prompts included, padding not."""
+    steps: int
+    adapter_dir: Path | None
+    """final/ when the job completed, else the last checkpoint written (or None)."""
+    stopped: str | None
+    """None when all epochs ran, else "cancel" or "pause"."""
+    final_metrics: dict
+
+
+def train(config: TrainConfig, sink: TrainSink) -> TrainResult:
+    torch.manual_seed(config.seed)
+    model, tokenizer = load_base(config.base_model, config.data_dir, config.extra_models)
+    train_set = _load_examples(config.train_file, tokenizer, config, sink, "training")
+    valid_set = _load_examples(config.validation_file, tokenizer, config, sink, "validation") if config.validation_file else []
+    if not train_set:
+        raise ValueError("no training example has an assistant message to learn from")
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+    steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
+    total_steps = steps_per_epoch * config.n_epochs
+    model = _with_lora(model, config)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.base_learning_rate * config.learning_rate_multiplier, weight_decay=0.0)
+    warmup = max(1, round(WARMUP_FRACTION * total_steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: (s + 1) / warmup if s < warmup else max(0.0, (total_steps - s) / (total_steps - warmup)))
+    state = {"step": 0, "epoch": 0, "batch": 0, "trained_tokens": 0}
+    if config.resume_from:
+        state = _restore(Path(config.resume_from), optimizer, scheduler, len(train_set), config)
+        sink.on_message("info", f"Resumed from step {state['step']} (epoch {state['epoch'] + 1}).")
+
+    bf16 = _want_bf16(config.use_bf16, model.device)
+    autocast = lambda: torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16)  # noqa: E731
+    sink.on_message("info", f"Fine-tuning {config.base_model} with LoRA r={config.lora_r} on all linear layers: "
+                            f"{len(train_set)} examples, {config.n_epochs} epochs, batch size {config.batch_size}, "
+                            f"peak learning rate {optimizer.defaults['lr']:.2g}{', bf16 autocast' if bf16 else ''}.")
+    sink.on_start(total_steps, config.n_epochs, len(train_set))
+    output_dir = Path(config.output_dir)
+    lengths = [len(e.input_ids) for e in train_set]
+    record, last_checkpoint = {}, None
+
+    def checkpoint(metrics):
+        nonlocal last_checkpoint
+        last_checkpoint = _save(model, output_dir / "checkpoints" / f"step-{state['step']}",
+                                {**state, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                                 "torch_rng": torch.get_rng_state(), "n_train": len(train_set),
+                                 "batch_size": config.batch_size, "seed": config.seed})
+        sink.on_checkpoint(state["step"], state["epoch"], last_checkpoint, metrics)
+
+    model.train()
+    while state["epoch"] < config.n_epochs:
+        batches = epoch_batches(lengths, config.batch_size, config.seed, state["epoch"])
+        while state["batch"] < len(batches):
+            stop = sink.should_stop()
+            if stop in ("cancel", "pause"):
+                if stop == "pause":
+                    checkpoint(record)
+                sink.on_message("info", f"Training {'paused' if stop == 'pause' else 'cancelled'} at step {state['step']}.")
+                return TrainResult(state["trained_tokens"], state["step"], last_checkpoint, stop, record)
+            batch = [train_set[i] for i in batches[state["batch"]]]
+            optimizer.zero_grad(set_to_none=True)
+            with autocast():
+                loss_sum, correct, n_labels = _loss(model, batch, pad_id, backward=True)
+            torch.nn.utils.clip_grad_norm_(params, GRAD_CLIP)
+            optimizer.step()
+            scheduler.step()
+            state["step"] += 1
+            state["batch"] += 1
+            state["trained_tokens"] += sum(len(e.input_ids) for e in batch)
+            record = {"step": state["step"], "train_loss": loss_sum / n_labels, "train_mean_token_accuracy": correct / n_labels}
+            if valid_set and state["step"] % config.eval_every == 0:
+                index = (state["step"] // config.eval_every) % math.ceil(len(valid_set) / config.batch_size)
+                chunk = valid_set[index * config.batch_size:(index + 1) * config.batch_size]
+                record["valid_loss"], record["valid_mean_token_accuracy"] = _evaluate(model, chunk, config.batch_size, pad_id, autocast)
+            if state["batch"] == len(batches) and valid_set:
+                record["full_valid_loss"], record["full_valid_mean_token_accuracy"] = _evaluate(
+                    model, valid_set, config.batch_size, pad_id, autocast)
+            sink.on_metrics(record)
+        state["epoch"] += 1
+        state["batch"] = 0
+        checkpoint(record)
+
+    final = _save(model, output_dir / "final", None)
+    sink.on_message("info", f"Training finished: {state['step']} steps, {state['trained_tokens']} tokens.")
+    return TrainResult(state["trained_tokens"], state["step"], final, None, record)
+
+
+def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """One epoch's batches of example indices: shuffled, then length-grouped.
+
+    Sorting within megabatches of 50 batches puts similar lengths together (little
+    padding) while the shuffle still changes which examples meet each epoch; the batch
+    order is shuffled again so long batches do not all come first.
+    """
+    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    order = torch.randperm(len(lengths), generator=generator).tolist()
+    span = batch_size * MEGABATCH
+    batches = []
+    for start in range(0, len(order), span):
+        mega = sorted(order[start:start + span], key=lambda i: lengths[i], reverse=True)
+        batches += [mega[i:i + batch_size] for i in range(0, len(mega), batch_size)]
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+
+
+def _loss(model, batch, pad_id, backward: bool):
+    """Summed loss, correct predictions and label count over `batch` (backward if asked).
+
+    Micro-batches bound memory for big batches; each one's loss is divided by the
+    whole batch's label count, so the gradients add up to those of the batch mean.
+    """
+    n_labels = sum(e.n_trained for e in batch)
+    loss_total, correct_total, micro, width = 0.0, 0, [], 0
+    for example in sorted(batch, key=lambda e: len(e.input_ids), reverse=True) + [None]:
+        if example is not None and (not micro or (len(micro) + 1) * width <= MICRO_BATCH_TOKENS):
+            micro.append(example)
+            width = max(width, len(example.input_ids))
+            continue
+        ids, mask, labels = (t.to(model.device) for t in chatdata.pad_batch(micro, pad_id))
+        logits, targets = _labelled_logits(model, ids, mask, labels)
+        loss = F.cross_entropy(logits.float(), targets, reduction="sum")
+        if backward:
+            (loss / n_labels).backward()
+        loss_total += loss.item()
+        correct_total += (logits.argmax(-1) == targets).sum().item()
+        if example is not None:
+            micro, width = [example], len(example.input_ids)
+    return loss_total, correct_total, n_labels
+
+
+def _labelled_logits(model, ids, mask, labels):
+    """Logits at the positions that predict a label, and those labels."""
+    targets = labels[:, 1:]
+    keep = targets != chatdata.IGNORE
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if inner.config.model_type in PLAIN_HEAD_TYPES:
+        # The vocabulary projection is a fifth of SmolLM2's compute per token; most
+        # positions (the prompt) have no label, so project only those that do.
+        hidden = inner.base_model(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
+        return inner.get_output_embeddings()(hidden[:, :-1][keep]), targets[keep]
+    logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
+    return logits[:, :-1][keep], targets[keep]
+
+
+@torch.no_grad()
+def _evaluate(model, examples, batch_size, pad_id, autocast) -> tuple[float, float]:
+    model.eval()
+    loss, correct, n = 0.0, 0, 0
+    for start in range(0, len(examples), batch_size):
+        with autocast():
+            batch_loss, batch_correct, batch_n = _loss(model, examples[start:start + batch_size], pad_id, backward=False)
+        loss, correct, n = loss + batch_loss, correct + batch_correct, n + batch_n
+    model.train()
+    return loss / n, correct / n
+
+
+def _load_examples(path, tokenizer, config, sink, what) -> list[chatdata.Encoded]:
+    encoded, truncated, empty, with_tools = [], 0, 0, 0
+    for row in chatdata.read_jsonl(path):
+        with_tools += bool(row.get("tools") or row.get("functions"))
+        try:
+            example = chatdata.encode(tokenizer, row.get("messages") or [], config.max_length)
+        except ValueError:
+            example = None
+        if example is None or example.n_trained == 0:
+            empty += 1
+            continue
+        truncated += example.truncated
+        encoded.append(example)
+    if truncated:
+        sink.on_message("warn", f"{truncated} {what} examples are longer than {config.max_length} tokens and were truncated.")
+    if empty:
+        sink.on_message("warn", f"{empty} {what} examples have no assistant message with weight 1 (left after "
+                                f"truncation) and were skipped.")
+    if with_tools:
+        sink.on_message("warn", f"{with_tools} {what} examples define tools; local models have no tool format, so "
+                                f"tool definitions are ignored and tool calls are trained as JSON text.")
+    return encoded
+
+
+def _with_lora(model, config: TrainConfig):
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    model.config.use_cache = False
+    if config.resume_from:
+        return PeftModel.from_pretrained(model, str(config.resume_from), is_trainable=True)
+    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                      target_modules="all-linear", task_type="CAUSAL_LM")
+    return get_peft_model(model, lora)
+
+
+def _restore(path: Path, optimizer, scheduler, n_train: int, config: TrainConfig) -> dict:
+    saved = torch.load(path / STATE_FILE, weights_only=True)
+    if (saved["n_train"], saved["batch_size"], saved["seed"]) != (n_train, config.batch_size, config.seed):
+        raise ValueError(f"checkpoint {path} was made with another training file, batch size or seed")
+    optimizer.load_state_dict(saved["optimizer"])
+    scheduler.load_state_dict(saved["scheduler"])
+    torch.set_rng_state(saved["torch_rng"])
+    return {k: saved[k] for k in ("step", "epoch", "batch", "trained_tokens")}
+
+
+def _save(model, target: Path, state: dict | None) -> Path:
+    """The adapter (and trainer state) in `target`, which appears whole or not at all."""
+    if target.exists():  # a pause at an epoch end: that checkpoint is this state
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=target.parent))
+    try:
+        model.save_pretrained(tmp)
+        if state is not None:
+            torch.save(state, tmp / STATE_FILE)
+        os.rename(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def _want_bf16(setting, device: torch.device) -> bool:
+    if setting != "auto":
+        return bool(setting)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:  # private helpers that may move; fp32 is always correct
+        return False
