@@ -1,0 +1,64 @@
+"""The API process: `create_app(settings)` builds the FastAPI app; its lifespan starts and
+stops the worker process and keeps it alive. Routes find their services on `app.state`:
+`settings`, `db`, `engine` (chat inference, made on first use) and `worker`.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from fastapi import FastAPI
+
+from ftutils import __version__
+from ftutils.local import errors
+from ftutils.local.db import Database
+from ftutils.local.routers import build_router
+from ftutils.local.routers.files import sweep_orphans
+from ftutils.local.settings import Settings
+from ftutils.local.worker import WorkerProcess
+
+log = logging.getLogger("ftutils.local")
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        sweep_orphans(settings, app.state.db)
+        watcher = None
+        if settings.run_worker:
+            app.state.worker.start()
+            watcher = asyncio.create_task(_watch(app.state.worker))
+        try:
+            yield
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+            # The worker checkpoints the running job and re-queues it before it exits.
+            await asyncio.to_thread(app.state.worker.stop)
+
+    app = FastAPI(title="ftutils local backend", version=__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.settings = settings
+    app.state.db = Database(settings.db_path)
+    app.state.engine = None
+    app.state.worker = WorkerProcess(settings)
+    errors.install(app)
+    app.include_router(build_router())
+
+    @app.get("/health", include_in_schema=False)
+    def health():
+        worker = app.state.worker.proc
+        return {"status": "ok", "version": __version__,
+                "worker": "running" if worker is not None and worker.poll() is None else "stopped"}
+
+    return app
+
+
+async def _watch(worker: WorkerProcess) -> None:
+    while True:
+        await asyncio.sleep(0.5)
+        try:
+            worker.ensure_running()
+        except Exception:  # a failed restart is retried on the next tick
+            log.exception("could not restart the worker")

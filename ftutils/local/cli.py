@@ -1,0 +1,94 @@
+"""`ftutils serve`: the local backend in the foreground until SIGTERM or Ctrl-C.
+
+The port is bound here, before anything starts, so "address in use" is one clear line and
+exit code 1 rather than a worker started for nothing. `server.json` appears only once the
+server accepts requests and goes away on a clean shut-down.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import sys
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("serve", help="run the local fine-tuning backend (OpenAI-compatible API)")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: loopback only)")
+    parser.add_argument("--port", type=int, default=8000, help="TCP port (default 8000; 0 picks a free one)")
+    parser.add_argument("--data-dir", default=None, help="state directory (default $FTUTILS_DATA_DIR or ~/.ftutils/local)")
+    parser.set_defaults(func=serve)
+
+
+def serve(args) -> int:
+    import uvicorn
+
+    from ftutils.local.app import create_app
+    from ftutils.local.settings import Settings
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        settings = Settings.load(args.data_dir, host=args.host, port=args.port)
+    except (OSError, ValueError) as exc:
+        print(f"ftutils serve: {exc}", file=sys.stderr)
+        return 2
+    sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((settings.host, settings.port))
+    except OSError as exc:
+        print(f"ftutils serve: cannot listen on {settings.host}:{settings.port}: {exc.strerror}. "
+              f"Is another server running? Try --port 0 or another port.", file=sys.stderr)
+        sock.close()
+        return 1
+    sock.listen(128)
+    settings.port = sock.getsockname()[1]
+    server = _Server(uvicorn.Config(create_app(settings), log_level="info", access_log=False, lifespan="on"),
+                     settings)
+    server.run(sockets=[sock])
+    return 0 if server.started else 1
+
+
+class _Server:
+    """uvicorn.Server that writes server.json once listening and removes it on the way out."""
+
+    def __new__(cls, config, settings):
+        import uvicorn
+
+        class Server(uvicorn.Server):
+            async def startup(self, sockets=None):
+                await super().startup(sockets=sockets)
+                if self.started:
+                    _write_server_json(settings)
+
+            async def shutdown(self, sockets=None):
+                _remove_server_json(settings)
+                await super().shutdown(sockets=sockets)
+
+        return Server(config)
+
+
+def _server_json(settings):
+    return settings.data_dir / "server.json"
+
+
+def _write_server_json(settings) -> None:
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "") else settings.host
+    if ":" in host:
+        host = f"[{host}]"
+    path = _server_json(settings)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"url": f"http://{host}:{settings.port}/v1", "pid": os.getpid()}))
+    tmp.replace(path)
+    print(f"ftutils local backend listening on http://{host}:{settings.port}/v1 (data in {settings.data_dir})",
+          flush=True)
+
+
+def _remove_server_json(settings) -> None:
+    path = _server_json(settings)
+    try:
+        if json.loads(path.read_text()).get("pid") == os.getpid():  # never remove another server's
+            path.unlink()
+    except (OSError, ValueError):
+        pass

@@ -1,0 +1,101 @@
+"""Errors in OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`, always.
+
+FastAPI's own handlers answer 422 with `{"detail": [...]}` and 404 with `{"detail": ...}`;
+the openai client would surface those as opaque bodies, so every path ends here instead.
+"""
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("ftutils.local")
+
+
+class APIError(Exception):
+    def __init__(self, status: int, message: str, *, type: str = "invalid_request_error",
+                 param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.status, self.message, self.type, self.param, self.code = status, message, type, param, code
+
+    def body(self) -> dict:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+def invalid(message: str, param: str | None = None, code: str | None = None) -> APIError:
+    return APIError(400, message, param=param, code=code)
+
+
+def not_found(kind: str, id: str, param: str | None = None) -> APIError:
+    return APIError(404, f"No such {kind}: '{id}'", param=param, code=None)
+
+
+def model_not_found(model: str) -> APIError:
+    return APIError(404, f"The model `{model}` does not exist or you do not have access to it.",
+                    param="model", code="model_not_found")
+
+
+def missing_key() -> APIError:
+    return APIError(401, "You didn't provide an API key. You need to provide your API key in an "
+                         "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).")
+
+
+def wrong_key() -> APIError:
+    # OpenAI echoes a masked prefix of the key; we echo nothing, a key never leaves the server.
+    return APIError(401, "Incorrect API key provided. The local server's key is FTUTILS_API_KEY, "
+                         "else the one in DATA_DIR/api_key.", code="invalid_api_key")
+
+
+def too_large(limit: int) -> APIError:
+    return APIError(413, f"File is too large: the limit on this server is {limit} bytes.",
+                    param="file", code="file_too_large")
+
+
+def _param(loc: tuple) -> str | None:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or None
+
+
+async def _api_error(request: Request, exc: APIError) -> JSONResponse:
+    return JSONResponse(exc.body(), status_code=exc.status)
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+    param = _param(tuple(first.get("loc", ())))
+    if first.get("type") == "missing":
+        message = f"Missing required parameter: '{param}'."
+        code = "missing_required_parameter"
+    elif first.get("type") == "json_invalid":
+        message, code, param = "We could not parse the JSON body of your request.", None, None
+    else:
+        message = f"Invalid value for '{param}': {first.get('msg')}."
+        code = "invalid_value"
+    return JSONResponse(invalid(message, param, code).body(), status_code=400)
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    if exc.status_code == 404:
+        message = f"Invalid URL ({request.method} {request.url.path})"
+    elif exc.status_code == 405:
+        message = f"Method {request.method} is not allowed on {request.url.path}"
+    else:
+        message = str(exc.detail)
+    return JSONResponse(APIError(exc.status_code, message).body(), status_code=exc.status_code,
+                        headers=getattr(exc, "headers", None))
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    body = APIError(500, "The server had an error while processing your request.", type="server_error").body()
+    return JSONResponse(body, status_code=500)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(APIError, _api_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,141 @@
+"""Chat completions from base, fine-tuned and checkpoint models, whole or streamed (SSE).
+
+Generation is CPU-bound and the engine serialises it with a lock, so both paths run in
+the thread pool (a sync route; a sync iterator for streaming) and the event loop keeps
+answering other requests while a completion is being written.
+"""
+from __future__ import annotations
+
+import json
+import secrets
+import time
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+
+from ftutils.local import errors, schemas
+from ftutils.local.routers.models import resolve
+
+router = APIRouter(prefix="/chat")
+ROLES = {"system", "developer", "user", "assistant", "tool"}
+
+
+def _messages(raw: list[dict]) -> list[dict]:
+    """Messages as the chat template wants them: role and plain-text content."""
+    out = []
+    for i, message in enumerate(raw):
+        role, content = message.get("role"), message.get("content")
+        if role not in ROLES:
+            raise errors.invalid(f"Invalid value for 'messages[{i}].role': {role!r} is not one of {sorted(ROLES)}.",
+                                 f"messages[{i}].role", "invalid_value")
+        if isinstance(content, list):
+            parts = []
+            for j, part in enumerate(content):
+                if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
+                    raise errors.invalid("Only text content parts are supported by the local backend.",
+                                         f"messages[{i}].content[{j}]", "invalid_value")
+                parts.append(part["text"])
+            content = "".join(parts)
+        if content is None and role == "assistant":
+            content = ""
+        if not isinstance(content, str):
+            raise errors.invalid(f"Invalid value for 'messages[{i}].content': expected a string or text parts.",
+                                 f"messages[{i}].content", "invalid_value")
+        out.append({"role": "system" if role == "developer" else role, "content": content})
+    return out
+
+
+def _field(item, name, index):
+    return item[index] if isinstance(item, (tuple, list)) else getattr(item, name)
+
+
+def _logprobs(tokens) -> list[dict] | None:
+    if tokens is None:
+        return None
+    out = []
+    for t in tokens:
+        top = [{"token": _field(x, "token", 0), "logprob": float(_field(x, "logprob", 1)),
+                "bytes": list(_field(x, "bytes", 2)) if _field(x, "bytes", 2) is not None else None}
+               for x in (t.top_logprobs or [])]
+        out.append({"token": t.token, "logprob": float(t.logprob),
+                    "bytes": list(t.bytes) if t.bytes is not None else None, "top_logprobs": top})
+    return out
+
+
+def _usage(prompt: int, completion: int) -> dict:
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def _engine(state):
+    if state.engine is None:
+        from ftutils.local.inference import InferenceEngine
+        state.engine = InferenceEngine(state.settings.data_dir, state.settings.extra_models)
+    return state.engine
+
+
+@router.post("/completions")
+def create_chat_completion(request: Request, body: schemas.ChatCompletionRequest):
+    state = request.app.state
+    base, adapter = resolve(state, body.model)
+    messages = _messages(body.messages)
+    if body.top_logprobs and not body.logprobs:
+        raise errors.invalid("'top_logprobs' requires 'logprobs' to be true.", "top_logprobs", "invalid_value")
+    stop = [body.stop] if isinstance(body.stop, str) else body.stop
+    if stop is not None and len(stop) > 4:
+        raise errors.invalid("'stop' takes at most 4 sequences.", "stop", "invalid_value")
+    options = dict(max_tokens=body.max_completion_tokens or body.max_tokens,
+                   temperature=1.0 if body.temperature is None else body.temperature,
+                   top_p=1.0 if body.top_p is None else body.top_p, seed=body.seed, stop=stop,
+                   logprobs=bool(body.logprobs), top_logprobs=body.top_logprobs or 0)
+    completion_id = "chatcmpl-" + secrets.token_hex(12)
+    created = int(time.time())
+    engine = _engine(state)
+    if body.stream:
+        if (body.n or 1) > 1:
+            raise errors.invalid("Streaming supports n=1 only on the local backend.", "n", "invalid_value")
+        include_usage = bool((body.stream_options or {}).get("include_usage"))
+        chunks = engine.stream(base, adapter, messages, **options)
+        return StreamingResponse(_sse(chunks, completion_id, created, body.model, include_usage, engine, base,
+                                      messages), media_type="text/event-stream")
+    result = engine.generate(base, adapter, messages, n=body.n or 1, **options)
+    choices = []
+    for index, choice in enumerate(result.choices):
+        lp = _logprobs(choice.logprobs) if body.logprobs else None
+        choices.append({"index": index, "finish_reason": choice.finish_reason,
+                        "message": {"role": "assistant", "content": choice.text, "refusal": None, "annotations": []},
+                        "logprobs": {"content": lp, "refusal": None} if body.logprobs else None})
+    return {"id": completion_id, "object": "chat.completion", "created": created, "model": body.model,
+            "choices": choices, "usage": _usage(result.prompt_tokens, result.completion_tokens),
+            "system_fingerprint": "fp_ftutils_local"}
+
+
+def _sse(chunks, completion_id, created, model, include_usage, engine, base, messages):
+    def event(delta: dict, finish_reason=None, logprobs=None, usage=None, choices=True) -> str:
+        body = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
+                "system_fingerprint": "fp_ftutils_local",
+                "choices": [{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}]
+                if choices else []}
+        if include_usage:
+            body["usage"] = usage
+        return f"data: {json.dumps(body)}\n\n"
+
+    yield event({"role": "assistant", "content": "", "refusal": None})
+    completion_tokens = 0
+    try:
+        for text, token_logprobs, finish_reason in chunks:
+            lp = _logprobs(token_logprobs)
+            completion_tokens += len(token_logprobs) if token_logprobs else (1 if text else 0)
+            if text or lp:
+                yield event({"content": text}, logprobs={"content": lp, "refusal": None} if lp is not None else None)
+            if finish_reason is not None:
+                yield event({}, finish_reason=finish_reason)
+    except Exception as exc:  # headers are gone already: report in-band, as OpenAI does
+        yield f"data: {json.dumps(errors.APIError(500, f'generation failed: {exc}', type='server_error').body())}\n\n"
+        return
+    if include_usage:
+        prompt_tokens = getattr(chunks, "prompt_tokens", None)
+        if prompt_tokens is None and hasattr(engine, "count_prompt_tokens"):
+            prompt_tokens = engine.count_prompt_tokens(base, messages)
+        completion_tokens = getattr(chunks, "completion_tokens", completion_tokens)
+        yield event({}, usage=_usage(prompt_tokens or 0, completion_tokens), choices=False)
+    yield "data: [DONE]\n\n"

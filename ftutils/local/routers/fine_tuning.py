@@ -1,0 +1,203 @@
+"""Fine-tuning jobs: create, list, retrieve, cancel, pause, resume, events, checkpoints.
+
+Routes only check the request and change rows; the worker process does the work. Status
+changes go through `db.transition` (a conditional UPDATE) because the worker may be
+changing the same job at the same moment.
+"""
+from __future__ import annotations
+
+import random
+import re
+from typing import Optional
+
+from fastapi import APIRouter, Query, Request
+
+from ftutils import hyperparams
+from ftutils.local import errors, schemas
+from ftutils.local.db import new_id, now
+from ftutils.local.routers import checked_id
+from ftutils.local.routers.files import get_file_row
+
+router = APIRouter(prefix="/fine_tuning/jobs")
+SUFFIX = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+ACTIVE = ("validating_files", "queued", "running")
+
+
+def job_object(row: dict, org: str) -> schemas.FineTuningJob:
+    return schemas.FineTuningJob(
+        id=row["id"], created_at=row["created_at"], error=row["error"], fine_tuned_model=row["fine_tuned_model"],
+        finished_at=row["finished_at"], hyperparameters=row["hyperparameters"], model=row["model"],
+        organization_id=org, result_files=row["result_files"], seed=row["seed"], status=row["status"],
+        trained_tokens=row["trained_tokens"], training_file=row["training_file"],
+        validation_file=row["validation_file"],
+        estimated_finish=row["estimated_finish"] if row["status"] == "running" else None,
+        metadata=row["metadata"], method=row["method"])
+
+
+def event_object(row: dict) -> schemas.FineTuningJobEvent:
+    return schemas.FineTuningJobEvent(id=row["id"], created_at=row["created_at"], level=row["level"],
+                                      message=row["message"], data=row["data"] or {}, type=row["type"])
+
+
+def checkpoint_object(row: dict) -> schemas.FineTuningJobCheckpoint:
+    return schemas.FineTuningJobCheckpoint(
+        id=row["id"], created_at=row["created_at"], fine_tuned_model_checkpoint=row["fine_tuned_model_checkpoint"],
+        fine_tuning_job_id=row["job_id"], metrics=row["metrics"], step_number=row["step_number"])
+
+
+def get_job_row(db, job_id: str) -> dict:
+    row = db.get("jobs", checked_id("job", job_id, "fine-tuning job", "fine_tuning_job_id"))
+    if row is None:
+        raise errors.not_found("fine-tuning job", job_id, "fine_tuning_job_id")
+    return row
+
+
+def _hyperparameters(body: schemas.CreateFineTuningJobRequest) -> tuple[dict, str]:
+    """The supervised hyperparameters, from `method` or the deprecated top-level field."""
+    method = body.method or {"type": "supervised"}
+    kind = method.get("type")
+    if kind in ("dpo", "reinforcement"):
+        raise errors.invalid(f"The '{kind}' method is not supported by the local backend yet; use 'supervised'.",
+                             "method.type", "unsupported_method")
+    if kind != "supervised":
+        raise errors.invalid(f"Invalid value for 'method.type': {kind!r} is not one of "
+                             "['supervised', 'dpo', 'reinforcement'].", "method.type", "invalid_value")
+    unknown = set(method) - {"type", "supervised"}
+    if unknown:
+        raise errors.invalid(f"Unrecognized argument for method: {sorted(unknown)[0]!r}.",
+                             f"method.{sorted(unknown)[0]}", "unknown_parameter")
+    nested = (method.get("supervised") or {}).get("hyperparameters")
+    if nested is not None and body.hyperparameters is not None and nested != body.hyperparameters:
+        raise errors.invalid("Give hyperparameters either in 'method' or at the top level, not both.",
+                             "hyperparameters", "conflicting_parameters")
+    given, prefix = (nested, "method.supervised.") if nested is not None else (body.hyperparameters or {}, "")
+    if not isinstance(given, dict):
+        raise errors.invalid("Invalid value for 'hyperparameters': expected an object.", prefix + "hyperparameters")
+    unknown = set(given) - {"n_epochs", "batch_size", "learning_rate_multiplier"}
+    if unknown:
+        name = sorted(unknown)[0]
+        raise errors.invalid(f"Unrecognized hyperparameter: '{name}'.", f"{prefix}hyperparameters.{name}",
+                             "unknown_parameter")
+    values = {"n_epochs": "auto", "batch_size": "auto", "learning_rate_multiplier": "auto", **given}
+    try:
+        hyperparams.check(**values)
+    except hyperparams.HyperparameterError as exc:
+        raise errors.invalid(str(exc), prefix + exc.param, "invalid_value") from None
+    return {k: values[k] for k in ("batch_size", "learning_rate_multiplier", "n_epochs")}, kind
+
+
+def _training_input(db, file_id: Optional[str], param: str) -> Optional[str]:
+    if file_id is None:
+        return None
+    try:
+        row = get_file_row(db, file_id, param)
+    except errors.APIError:
+        raise errors.invalid(f"Invalid file ID '{file_id}' for {param}: no such file.", param, "invalid_file") from None
+    if row["purpose"] != "fine-tune":
+        raise errors.invalid(f"File '{file_id}' has purpose '{row['purpose']}'; {param} needs purpose 'fine-tune'.",
+                             param, "invalid_file_purpose")
+    return row["id"]
+
+
+@router.post("")
+def create_job(request: Request, body: schemas.CreateFineTuningJobRequest):
+    state = request.app.state
+    from ftutils.local import models as base_models
+    if not base_models.is_base_model(body.model, state.settings.extra_models):
+        raise errors.invalid(f"Model {body.model} is not available for fine-tuning or does not exist.",
+                             "model", "model_not_available")
+    hp, kind = _hyperparameters(body)
+    if body.suffix is not None and not SUFFIX.fullmatch(body.suffix):
+        raise errors.invalid("Invalid value for 'suffix': use up to 64 letters, digits, '-', '_' or '.'.",
+                             "suffix", "invalid_value")
+    if body.metadata is not None:
+        if len(body.metadata) > 16 or any(len(k) > 64 or len(v) > 512 for k, v in body.metadata.items()):
+            raise errors.invalid("Invalid value for 'metadata': at most 16 pairs, keys up to 64 characters, "
+                                 "values up to 512.", "metadata", "invalid_value")
+    if body.integrations:
+        raise errors.invalid("Integrations are not supported by the local backend.", "integrations", "unsupported")
+    training = _training_input(state.db, body.training_file, "training_file")
+    validation = _training_input(state.db, body.validation_file, "validation_file")
+    row = {"id": new_id("ftjob-"), "created_at": now(), "model": body.model, "training_file": training,
+           "validation_file": validation, "status": "validating_files", "hyperparameters": hp,
+           "method": {"type": kind, "supervised": {"hyperparameters": hp}}, "suffix": body.suffix,
+           "seed": body.seed if body.seed is not None else random.randint(0, 2**31 - 1),
+           "metadata": body.metadata, "result_files": []}
+    with state.db.transaction():
+        row = state.db.insert("jobs", row)
+        state.db.add_event(row["id"], f"Created fine-tuning job: {row['id']}")
+    return job_object(row, state.settings.org).dump()
+
+
+@router.get("")
+def list_jobs(request: Request, after: Optional[str] = None, limit: int = Query(20, ge=1, le=1000)):
+    state = request.app.state
+    where, args = "1", ()
+    for key, value in request.query_params.multi_items():
+        match = re.fullmatch(r"metadata\[(.+)\]", key)
+        if match:
+            path = '$."' + match.group(1).replace('"', '\\"') + '"'
+            where += " AND json_extract(metadata, ?) = ?"
+            args += (path, value)
+    rows, more = state.db.page("jobs", where=where, args=args, after=after, limit=limit)
+    return schemas.page([job_object(r, state.settings.org) for r in rows], more)
+
+
+@router.get("/{job_id}")
+def retrieve_job(request: Request, job_id: str):
+    return job_object(get_job_row(request.app.state.db, job_id), request.app.state.settings.org).dump()
+
+
+@router.post("/{job_id}/cancel")
+def cancel_job(request: Request, job_id: str):
+    db = request.app.state.db
+    row = get_job_row(db, job_id)
+    # A running job stops at the worker's next should_stop(); its status is final right away.
+    if not db.transition(row["id"], (*ACTIVE, "paused"), status="cancelled", finished_at=now(),
+                         estimated_finish=None):
+        raise errors.invalid(f"Job {row['id']} is {db.get('jobs', row['id'])['status']} and cannot be cancelled.",
+                             "fine_tuning_job_id", "invalid_state")
+    if row["status"] != "running":
+        db.add_event(row["id"], "Fine-tuning job cancelled")
+    return retrieve_job(request, job_id)
+
+
+@router.post("/{job_id}/pause")
+def pause_job(request: Request, job_id: str):
+    db = request.app.state.db
+    row = get_job_row(db, job_id)
+    if not db.transition(row["id"], ACTIVE, status="paused", stop_request="pause", estimated_finish=None):
+        raise errors.invalid(f"Job {row['id']} is {db.get('jobs', row['id'])['status']} and cannot be paused.",
+                             "fine_tuning_job_id", "invalid_state")
+    if row["status"] != "running":  # the worker has nothing to stop
+        db.update("jobs", row["id"], stop_request=None)
+        db.add_event(row["id"], "Fine-tuning job paused")
+    return retrieve_job(request, job_id)
+
+
+@router.post("/{job_id}/resume")
+def resume_job(request: Request, job_id: str):
+    db = request.app.state.db
+    row = get_job_row(db, job_id)
+    if not db.transition(row["id"], ("paused",), status="queued"):
+        raise errors.invalid(f"Job {row['id']} is {row['status']} and cannot be resumed; only paused jobs can.",
+                             "fine_tuning_job_id", "invalid_state")
+    db.add_event(row["id"], "Fine-tuning job resumed")
+    return retrieve_job(request, job_id)
+
+
+@router.get("/{job_id}/events")
+def list_events(request: Request, job_id: str, after: Optional[str] = None, limit: int = Query(20, ge=1, le=10000)):
+    db = request.app.state.db
+    row = get_job_row(db, job_id)
+    rows, more = db.page("events", where="job_id = ?", args=(row["id"],), after=after, limit=limit)
+    return schemas.page([event_object(r) for r in rows], more)
+
+
+@router.get("/{job_id}/checkpoints")
+def list_checkpoints(request: Request, job_id: str, after: Optional[str] = None,
+                     limit: int = Query(10, ge=1, le=1000)):
+    db = request.app.state.db
+    row = get_job_row(db, job_id)
+    rows, more = db.page("checkpoints", where="job_id = ?", args=(row["id"],), after=after, limit=limit)
+    return schemas.page([checkpoint_object(r) for r in rows], more, first_last=True)

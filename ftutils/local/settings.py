@@ -1,0 +1,110 @@
+"""Where the local backend keeps its state and how it guards it.
+
+One dataclass, built from the command line and the environment by `Settings.load`; the
+API process passes it to the worker process as JSON, so both agree on every path.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+DEFAULT_MAX_UPLOAD_BYTES = 512 * 1024 * 1024  # OpenAI's per-file limit
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("FTUTILS_DATA_DIR") or Path.home() / ".ftutils" / "local")
+
+
+@dataclass
+class Settings:
+    data_dir: Path
+    """Holds api_key, db.sqlite, files/, models/, jobs/ and server.json."""
+    host: str = "127.0.0.1"
+    """Loopback by default: the server trusts one key, not the network."""
+    port: int = 8000
+    api_key: str = ""
+    """The bearer key every /v1 request must carry; filled in by `load`."""
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    """Uploads above this fail with 413 and leave nothing behind."""
+    extra_models: dict[str, str] = field(default_factory=dict)
+    """Extra base models: id -> local Hugging Face model directory."""
+    org: str = "local"
+    """`organization_id` of jobs and the <org> part of fine-tuned model ids."""
+    keep_checkpoints: int = 3
+    """Checkpoints kept per job, as OpenAI keeps the last three epochs'."""
+    poll_seconds: float = 0.25
+    """How often the idle worker looks for queued jobs."""
+    torch_threads: int = 0
+    """Threads the worker gives torch; 0 = all cores but one, so the API stays quick."""
+    run_worker: bool = True
+    """False runs the API alone (tests of the HTTP layer that must never train)."""
+
+    def __post_init__(self):
+        self.data_dir = Path(self.data_dir).expanduser().resolve()
+        if not 0 < self.port < 65536 and self.port != 0:
+            raise ValueError(f"port must be 1..65535, got {self.port}")
+        if self.max_upload_bytes <= 0:
+            raise ValueError(f"max_upload_bytes must be positive, got {self.max_upload_bytes}")
+        if self.keep_checkpoints < 1:
+            raise ValueError(f"keep_checkpoints must be at least 1, got {self.keep_checkpoints}")
+
+    @classmethod
+    def load(cls, data_dir: str | Path | None = None, **overrides) -> "Settings":
+        """Settings from arguments, then FTUTILS_* variables, then defaults; makes the data dir."""
+        env = os.environ
+        if "max_upload_bytes" not in overrides and env.get("FTUTILS_MAX_UPLOAD_BYTES"):
+            overrides["max_upload_bytes"] = int(env["FTUTILS_MAX_UPLOAD_BYTES"])
+        if "extra_models" not in overrides and env.get("FTUTILS_EXTRA_MODELS"):
+            overrides["extra_models"] = json.loads(env["FTUTILS_EXTRA_MODELS"])
+        settings = cls(data_dir=Path(data_dir) if data_dir else default_data_dir(), **overrides)
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        for sub in ("files", "jobs", "models"):
+            (settings.data_dir / sub).mkdir(exist_ok=True)
+        if not settings.api_key:
+            settings.api_key = resolve_api_key(settings.data_dir)
+        return settings
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "db.sqlite"
+
+    @property
+    def files_dir(self) -> Path:
+        return self.data_dir / "files"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.data_dir / "jobs"
+
+    def to_json(self) -> str:
+        """For the worker process; it never needs the key, so the key stays out of argv."""
+        values = {**asdict(self), "data_dir": str(self.data_dir), "api_key": ""}
+        return json.dumps(values)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Settings":
+        return cls(**json.loads(text))
+
+    def __repr__(self) -> str:  # the key must never reach a log line
+        return f"Settings(data_dir={str(self.data_dir)!r}, host={self.host!r}, port={self.port})"
+
+
+def resolve_api_key(data_dir: Path) -> str:
+    """FTUTILS_API_KEY when set, else the key in DATA_DIR/api_key, made (0600) on first start."""
+    if os.environ.get("FTUTILS_API_KEY"):
+        return os.environ["FTUTILS_API_KEY"]
+    path = Path(data_dir) / "api_key"
+    if path.exists():
+        return path.read_text().strip()
+    key = "ftl-" + secrets.token_urlsafe(32)
+    # O_EXCL: two servers starting at once must not each write a different key.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as f:
+        f.write(key + "\n")
+    return key
