@@ -1,0 +1,193 @@
+"""Fine-tuning jobs through the `openai` client: upload files, launch a job (checked before
+anything is sent), follow it to the end, and read its events and checkpoints as tables.
+
+Works the same against OpenAI and the local backend; nothing here knows which it is.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from ftutils import hyperparams
+
+log = logging.getLogger(__name__)
+
+TERMINAL = ("succeeded", "failed", "cancelled")
+SUFFIX_MAX = 64
+# The suffix becomes part of the model id `ft:base:org:suffix:id`, so no colons or spaces.
+SUFFIX_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+METADATA_MAX_PAIRS, METADATA_KEY_MAX, METADATA_VALUE_MAX = 16, 64, 512
+MAX_CONSECUTIVE_ERRORS = 20  # transient failures tolerated in a row before watch gives up
+
+
+def upload(client, path: str | Path, purpose: str = "fine-tune", wait: bool = True):
+    """Upload a file; with `wait`, return once the API has processed it (raising if it failed)."""
+    path = Path(path)
+    with path.open("rb") as fh:
+        uploaded = client.files.create(file=(path.name, fh), purpose=purpose)
+    if wait:
+        uploaded = client.files.wait_for_processing(uploaded.id, poll_interval=0.5, max_wait_seconds=600)
+        if uploaded.status == "error":
+            raise RuntimeError(f"{path.name} was rejected: {uploaded.status_details or 'no details given'}")
+    log.info("uploaded %s as %s", path, uploaded.id)
+    return uploaded
+
+
+def check_suffix(suffix: str | None) -> None:
+    if suffix is None:
+        return
+    if not isinstance(suffix, str) or not 1 <= len(suffix) <= SUFFIX_MAX:
+        raise hyperparams.HyperparameterError("suffix", f"suffix must be 1 to {SUFFIX_MAX} characters, got {suffix!r}.")
+    if not SUFFIX_RE.match(suffix):
+        raise hyperparams.HyperparameterError(
+            "suffix", f"suffix may hold only letters, digits, '-', '_' and '.' (it becomes part of the model id), got {suffix!r}.")
+
+
+def check_metadata(metadata: dict | None) -> None:
+    if metadata is None:
+        return
+    if not isinstance(metadata, dict) or len(metadata) > METADATA_MAX_PAIRS:
+        raise hyperparams.HyperparameterError("metadata", f"metadata must be a dict of at most {METADATA_MAX_PAIRS} pairs.")
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise hyperparams.HyperparameterError("metadata", f"metadata keys and values must be strings: {key!r}.")
+        if len(key) > METADATA_KEY_MAX or len(value) > METADATA_VALUE_MAX:
+            raise hyperparams.HyperparameterError(
+                "metadata", f"metadata keys are at most {METADATA_KEY_MAX} characters and values {METADATA_VALUE_MAX}: {key!r}.")
+
+
+def launch(client, training_file: str, validation_file: str | None = None, model: str = "gpt-4o-mini-2024-07-18",
+           n_epochs="auto", batch_size="auto", learning_rate_multiplier="auto", suffix: str | None = None,
+           seed: int | None = None, metadata: dict | None = None):
+    """Create a supervised fine-tuning job. Values are checked against OpenAI's rules first,
+    so a mistake raises HyperparameterError here instead of costing a round trip."""
+    hyperparams.check(n_epochs, batch_size, learning_rate_multiplier)
+    check_suffix(suffix)
+    check_metadata(metadata)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise hyperparams.HyperparameterError("seed", f"seed must be an integer, got {seed!r}.")
+    method = {"type": "supervised", "supervised": {"hyperparameters": {
+        "n_epochs": n_epochs, "batch_size": batch_size, "learning_rate_multiplier": learning_rate_multiplier}}}
+    extra = {k: v for k, v in (("validation_file", validation_file), ("suffix", suffix), ("seed", seed),
+                               ("metadata", metadata)) if v is not None}
+    job = client.fine_tuning.jobs.create(model=model, training_file=training_file, method=method, **extra)
+    log.info("launched %s on %s", job.id, model)
+    return job
+
+
+def follow(client, job_id: str, on_update=None, poll: float = 2.0, max_poll: float = 30.0,
+           timeout: float | None = None, stop=None):
+    """Poll a job until it reaches a terminal status and return it.
+
+    The interval grows (x1.5, up to `max_poll`) while nothing changes and drops back to
+    `poll` when something does. Network hiccups and 5xx/429 answers are retried with the
+    same backoff; an unknown status is treated as "still going". `on_update(job)` is called
+    after each successful poll; `stop()` returning True ends the loop early.
+    """
+    import openai
+
+    transient = (openai.APIConnectionError, openai.APITimeoutError, openai.InternalServerError,
+                 openai.RateLimitError)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    interval, errors, last_seen = poll, 0, None
+    job = None
+    while True:
+        try:
+            job = client.fine_tuning.jobs.retrieve(job_id)
+            errors = 0
+        except transient as exc:
+            errors += 1
+            if errors >= MAX_CONSECUTIVE_ERRORS:
+                raise
+            log.warning("polling %s failed (%s); retrying in %.0fs", job_id, type(exc).__name__, interval)
+        else:
+            if on_update is not None:
+                on_update(job)
+            if job.status in TERMINAL:
+                return job
+            seen = (job.status, job.estimated_finish, job.trained_tokens)
+            interval = poll if seen != last_seen else min(max_poll, interval * 1.5)
+            last_seen = seen
+        if stop is not None and stop():
+            return job
+        if deadline is not None and time.monotonic() + interval > deadline:
+            raise TimeoutError(f"{job_id} had not finished after {timeout:.0f}s (status {job.status if job else '?'})")
+        time.sleep(interval)
+
+
+def watch(client, job_id: str, interactive: bool | None = None, poll: float = 2.0, timeout: float | None = None):
+    """Follow a job with the JobMonitor (a live widget, or progress lines and one final
+    figure when not interactive) and return the job once it has ended."""
+    from ftutils.widgets.monitor import JobMonitor
+
+    return JobMonitor(client, job_id, poll=poll, interactive=interactive).wait(timeout=timeout)
+
+
+def events(client, job_id: str) -> pd.DataFrame:
+    """All of a job's events, oldest first: created_at, level, type, message, data."""
+    items = list(client.fine_tuning.jobs.list_events(job_id, limit=100).auto_paging_iter())
+    rows = [{"created_at": pd.Timestamp(e.created_at, unit="s"), "level": e.level, "type": e.type or "message",
+             "message": e.message, "data": e.data, "id": e.id} for e in reversed(items)]
+    return pd.DataFrame(rows, columns=["created_at", "level", "type", "message", "data", "id"])
+
+
+CHECKPOINT_METRICS = ["train_loss", "train_mean_token_accuracy", "valid_loss", "valid_mean_token_accuracy",
+                      "full_valid_loss", "full_valid_mean_token_accuracy"]
+
+
+def checkpoints(client, job_id: str) -> pd.DataFrame:
+    """A job's checkpoints by step, with the model name to call and the metrics there."""
+    items = list(client.fine_tuning.jobs.checkpoints.list(job_id, limit=100).auto_paging_iter())
+    rows = []
+    for c in items:
+        metrics = c.metrics.model_dump() if c.metrics is not None else {}
+        rows.append({"step": c.step_number, "model": c.fine_tuned_model_checkpoint, "id": c.id,
+                     "created_at": pd.Timestamp(c.created_at, unit="s"),
+                     **{k: metrics.get(k) for k in CHECKPOINT_METRICS}})
+    df = pd.DataFrame(rows, columns=["step", "model", "id", "created_at", *CHECKPOINT_METRICS])
+    return df.sort_values("step").reset_index(drop=True)
+
+
+def cancel(client, job_id: str):
+    return client.fine_tuning.jobs.cancel(job_id)
+
+
+def files_table(client) -> pd.DataFrame:
+    """Your uploaded files, newest first."""
+    rows = [{"id": f.id, "filename": f.filename, "purpose": f.purpose, "bytes": f.bytes, "status": f.status,
+             "created_at": pd.Timestamp(f.created_at, unit="s")} for f in client.files.list()]
+    df = pd.DataFrame(rows, columns=["id", "filename", "purpose", "bytes", "status", "created_at"])
+    return df.sort_values("created_at", ascending=False).reset_index(drop=True)
+
+
+def jobs_table(client, limit: int = 20) -> pd.DataFrame:
+    """Your most recent fine-tuning jobs."""
+    rows = [{"id": j.id, "model": j.model, "status": j.status, "fine_tuned_model": j.fine_tuned_model,
+             "created_at": pd.Timestamp(j.created_at, unit="s")} for j in client.fine_tuning.jobs.list(limit=limit)]
+    return pd.DataFrame(rows, columns=["id", "model", "status", "fine_tuned_model", "created_at"])
+
+
+def error_text(job) -> str | None:
+    """One line saying why a job did not succeed (None when it did or is still going)."""
+    if job.status == "failed":
+        err = job.error
+        if err is None or not (err.message or err.code):
+            return "The job failed without saying why; look at its events."
+        param = f" ({err.param})" if err.param else ""
+        return f"The job failed{param}: {err.message} [{err.code}]"
+    if job.status == "cancelled":
+        return "The job was cancelled before it finished."
+    return None
+
+
+def resolved_hyperparameters(job) -> dict:
+    """The hyperparameters the job really used (the API fills in "auto" once it starts)."""
+    hp = None
+    if job.method is not None and job.method.supervised is not None:
+        hp = job.method.supervised.hyperparameters
+    hp = hp or job.hyperparameters
+    return {k: getattr(hp, k, None) for k in ("n_epochs", "batch_size", "learning_rate_multiplier")} if hp else {}

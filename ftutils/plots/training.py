@@ -1,0 +1,77 @@
+"""Loss and token-accuracy curves of a fine-tuning job (03_train, the job monitor)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+TRAIN, VALID, FULL = "#1f77b4", "#ff7f0e", "#d62728"
+
+
+def _smooth(values: pd.Series) -> np.ndarray:
+    span = max(3, len(values.dropna()) // 10)
+    return values.ewm(span=span, ignore_na=True).mean().to_numpy()
+
+
+def _checkpoint_steps(checkpoints) -> list[int]:
+    if checkpoints is None:
+        return []
+    rows = checkpoints.to_dict("records") if isinstance(checkpoints, pd.DataFrame) else list(checkpoints)
+    return sorted(int(r.get("step", r.get("step_number", 0))) for r in rows)
+
+
+def loss_curves(metrics_df: pd.DataFrame, checkpoints=None, diagnosis=None) -> Figure:
+    """Training and validation loss (left) and token accuracy (right) by step.
+
+    Raw per-step training values are drawn faintly with their moving average on top;
+    checkpoints are dashed verticals, the lowest validation loss a star, and a diagnosis,
+    when given, titles the figure and highlights its best checkpoint."""
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    df = metrics_df.sort_values("step") if len(metrics_df) else metrics_df
+    if not len(df):
+        for ax in (ax_loss, ax_acc):
+            ax.text(0.5, 0.5, "no metrics yet", ha="center", va="center", transform=ax.transAxes, color="grey")
+    else:
+        steps = df["step"].to_numpy()
+        train = df["train_loss"].astype(float)
+        ax_loss.plot(steps, train, color=TRAIN, alpha=0.25, linewidth=0.8)
+        ax_loss.plot(steps, _smooth(train), color=TRAIN, label="training loss (smoothed)")
+        for column, colour, label, style in (("valid_loss", VALID, "validation loss (batch)", "o-"),
+                                             ("full_valid_loss", FULL, "validation loss (full set)", "s-")):
+            points = df[["step", column]].dropna()
+            if len(points):
+                ax_loss.plot(points["step"], points[column], style, color=colour, markersize=3, label=label)
+        valid = df[["step", "full_valid_loss"]].dropna()
+        column = "full_valid_loss"
+        if len(valid) < 2:
+            valid, column = df[["step", "valid_loss"]].dropna(), "valid_loss"
+        if len(valid):
+            best = valid.loc[valid[column].idxmin()]
+            ax_loss.plot([best["step"]], [best[column]], "*", color="black", markersize=14, zorder=5,
+                         label=f"lowest validation loss {best[column]:.2f} (step {int(best['step'])})")
+        for column, colour, label in (("train_accuracy", TRAIN, "training"),
+                                      ("valid_mean_token_accuracy", VALID, "validation (batch)"),
+                                      ("full_valid_mean_token_accuracy", FULL, "validation (full set)")):
+            points = df[["step", column]].dropna()
+            if len(points):
+                y = _smooth(points[column].astype(float)) if column == "train_accuracy" else points[column]
+                ax_acc.plot(points["step"], y, "-" if column == "train_accuracy" else "o-", color=colour,
+                            markersize=3, label=label)
+        ax_acc.set_ylim(0, 1.02)
+    best_step = getattr(diagnosis, "best_checkpoint_step", None)
+    for i, step in enumerate(_checkpoint_steps(checkpoints)):
+        highlight = step == best_step
+        for ax in (ax_loss, ax_acc):
+            ax.axvline(step, color="green" if highlight else "grey", linestyle="--",
+                       linewidth=1.5 if highlight else 0.8, alpha=0.8,
+                       label=("best checkpoint" if highlight else ("checkpoints" if i == 0 else None)) if ax is ax_loss else None)
+    ax_loss.set(xlabel="step", ylabel="loss (nats per token)", title="Loss")
+    ax_acc.set(xlabel="step", ylabel="mean token accuracy", title="Token accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    if diagnosis is not None:
+        fig.suptitle(f"Diagnosis: {diagnosis.verdict}")
+    return fig

@@ -1,0 +1,296 @@
+"""JobMonitor: follow a fine-tuning job to its end, live in a notebook or as progress lines.
+
+Construct it with a job id at any time, including after a kernel restart: the first
+refresh reads the job's whole event history, later ones only what is new.
+"""
+from __future__ import annotations
+
+import html
+import sys
+import threading
+import time
+
+import pandas as pd
+
+from ftutils import jobs
+from ftutils import metrics as metrics_mod
+from ftutils.diagnose import diagnose
+from ftutils.plots.training import loss_curves
+from ftutils.widgets.base import Widget, interactive as is_interactive
+
+LOG_LINES = 12
+
+
+class JobMonitor(Widget):
+    def __init__(self, client, job_id: str, poll: float = 2.0, interactive: bool | None = None):
+        self.client, self.job_id, self.poll = client, job_id, poll
+        self.interactive = is_interactive() if interactive is None else interactive
+        self.job = None
+        self._events: dict[str, object] = {}  # id -> event, in arrival order (oldest first)
+        self._checkpoints = None
+        self._final_metrics = None
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread = None
+        self._ui = None
+        self.error = None  # an exception that ended the background thread
+
+    # ---- plain data ---------------------------------------------------------------
+
+    def refresh(self):
+        """Fetch the job, its new events and its checkpoints; return the job."""
+        job = self.client.fine_tuning.jobs.retrieve(self.job_id)
+        self._absorb(job)
+        return job
+
+    def _absorb(self, job) -> None:
+        new = []
+        # The API lists newest first; stop paging at the first event already seen.
+        for event in self.client.fine_tuning.jobs.list_events(self.job_id, limit=100).auto_paging_iter():
+            if event.id in self._events:
+                break
+            new.append(event)
+        with self._lock:
+            self.job = job
+            for event in reversed(new):
+                self._events[event.id] = event
+            if new or self._checkpoints is None or job.status in jobs.TERMINAL:
+                self._checkpoints = jobs.checkpoints(self.client, self.job_id)
+
+    def events(self) -> pd.DataFrame:
+        with self._lock:
+            items = list(self._events.values())
+        return pd.DataFrame([{"created_at": pd.Timestamp(e.created_at, unit="s"), "level": e.level,
+                              "type": e.type or "message", "message": e.message} for e in items],
+                            columns=["created_at", "level", "type", "message"])
+
+    def metrics(self) -> pd.DataFrame:
+        """Metrics so far: from events while running, from the result file once finished."""
+        with self._lock:
+            if self._final_metrics is not None:
+                return self._final_metrics
+            job, items = self.job, list(self._events.values())
+        if job is not None and job.status in jobs.TERMINAL and job.result_files:
+            df = metrics_mod.job_metrics(self.client, job)
+            with self._lock:
+                self._final_metrics = df
+            return df
+        return metrics_mod.metrics_from_events(items)
+
+    def checkpoints(self) -> pd.DataFrame:
+        with self._lock:
+            return self._checkpoints.copy() if self._checkpoints is not None else jobs.checkpoints(self.client, self.job_id)
+
+    def n_epochs(self) -> int | None:
+        value = jobs.resolved_hyperparameters(self.job).get("n_epochs") if self.job is not None else None
+        return value if isinstance(value, int) else None
+
+    def diagnosis(self):
+        return diagnose(self.metrics(), self.checkpoints(), n_epochs=self.n_epochs())
+
+    def state(self) -> dict:
+        """Where the job stands, as plain values."""
+        with self._lock:
+            job, items = self.job, list(self._events.values())
+            n_checkpoints = 0 if self._checkpoints is None else len(self._checkpoints)
+        last_metrics = next((e.data for e in reversed(items) if e.type == "metrics" and isinstance(e.data, dict)), {})
+        step, total = last_metrics.get("step"), last_metrics.get("total_steps")
+        n_epochs = self.n_epochs()
+        status = job.status if job is not None else None
+        progress = 1.0 if status == "succeeded" else (min(1.0, step / total) if step and total else 0.0)
+        epoch = None if not (n_epochs and step and total) else min(n_epochs, step / total * n_epochs)
+        return {
+            "job_id": self.job_id, "status": status, "model": getattr(job, "model", None),
+            "step": step, "total_steps": total, "epoch": epoch, "n_epochs": n_epochs, "progress": progress,
+            "estimated_finish": getattr(job, "estimated_finish", None),
+            "train_loss": last_metrics.get("train_loss"),
+            "valid_loss": last_metrics.get("full_valid_loss") or last_metrics.get("valid_loss"),
+            "fine_tuned_model": getattr(job, "fine_tuned_model", None),
+            "error": jobs.error_text(job) if job is not None else None,
+            "n_events": len(items), "last_message": items[-1].message if items else None,
+            "n_checkpoints": n_checkpoints,
+        }
+
+    def cancel(self):
+        return jobs.cancel(self.client, self.job_id)
+
+    # ---- running ------------------------------------------------------------------
+
+    def start(self):
+        """Interactive: show the widget, follow the job in a background thread and return at
+        once. Otherwise: print progress lines, show one final figure, return when it ends."""
+        if not self.interactive:
+            self.wait()
+            return self
+        if self._thread is None or not self._thread.is_alive():
+            from IPython.display import display
+
+            if self._ui is None:
+                self.widget = self.build()
+                display(self.widget)
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name=f"monitor-{self.job_id}", daemon=True)
+            self._thread.start()
+        return self
+
+    def wait(self, timeout: float | None = None, show: bool = True):
+        """Block until the job ends and return it."""
+        if self.interactive:
+            self.start()
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                raise TimeoutError(f"{self.job_id} had not finished after {timeout:.0f}s")
+            if self.error is not None:
+                raise self.error
+            return self.job
+        return self._run_plain(timeout, show)
+
+    def stop(self):
+        """Stop following (the job itself goes on; see cancel())."""
+        self._stop.set()
+
+    def _update(self, job):
+        try:
+            self._absorb(job)
+        except Exception as exc:  # events or checkpoints failing once must not end the watch
+            self._note(f"could not read events: {type(exc).__name__}")
+        if self._ui is not None:
+            self._render()
+
+    def _run(self):
+        try:
+            jobs.follow(self.client, self.job_id, on_update=self._update, poll=self.poll, stop=self._stop.is_set)
+        except Exception as exc:
+            self.error = exc
+            self._note(f"stopped following the job: {exc}")
+
+    def _note(self, text: str):
+        if self._ui is not None:
+            self._ui["note"].value = html.escape(text)
+
+    def _run_plain(self, timeout, show):
+        from tqdm import tqdm
+
+        bar = tqdm(total=1, file=sys.stdout, ascii=True, ncols=100, desc=self.job_id[-12:], mininterval=0)
+        seen_status = [None]
+
+        def update(job):
+            self._update(job)
+            s = self.state()
+            if s["status"] != seen_status[0]:
+                seen_status[0] = s["status"]
+                bar.write(f"{time.strftime('%H:%M:%S')} {self.job_id}: {s['status']}")
+            if s["total_steps"] and bar.total != s["total_steps"]:
+                bar.total = s["total_steps"]
+            if s["step"]:
+                bar.n = s["step"]
+            if s["train_loss"] is not None:
+                bar.set_postfix_str(_losses(s), refresh=False)
+            bar.refresh()
+
+        try:
+            job = jobs.follow(self.client, self.job_id, on_update=update, poll=self.poll, timeout=timeout)
+        finally:
+            bar.close()
+        if job.status == "succeeded":
+            print(f"{self.job_id} succeeded: {job.fine_tuned_model}")
+        else:
+            print(jobs.error_text(job))
+        if show:
+            self._show_final()
+        return job
+
+    def _show_final(self):
+        try:
+            from IPython import get_ipython
+        except ImportError:
+            return
+        if get_ipython() is None:
+            return  # a terminal: the caller prints the diagnosis instead of a figure
+        from IPython.display import display
+
+        display(as_image(self.static()))
+
+    # ---- showing ------------------------------------------------------------------
+
+    def static(self):
+        metrics_df = self.metrics()
+        checkpoints = self.checkpoints()
+        return loss_curves(metrics_df, checkpoints, diagnose(metrics_df, checkpoints, self.n_epochs()) if len(metrics_df) else None)
+
+    def build(self):
+        import ipywidgets as w
+
+        ui = {
+            "status": w.HTML(), "bar": w.FloatProgress(min=0, max=1, layout=w.Layout(width="60%")),
+            "bar_label": w.HTML(), "plot": w.Output(), "log": w.HTML(), "checkpoints": w.HTML(),
+            "note": w.HTML(), "cancel": w.Button(description="Cancel job", button_style="danger", icon="stop"),
+        }
+        ui["cancel"].on_click(lambda _: self._on_cancel())
+        self._ui = ui
+        self._plotted = None
+        self._render()
+        return w.VBox([ui["status"], w.HBox([ui["bar"], ui["bar_label"]]), ui["plot"],
+                       w.HTML("<b>Events</b>"), ui["log"], w.HTML("<b>Checkpoints</b>"), ui["checkpoints"],
+                       w.HBox([ui["cancel"], ui["note"]])])
+
+    def _on_cancel(self):
+        try:
+            self.cancel()
+            self._note("cancel requested")
+        except Exception as exc:
+            self._note(f"cancel failed: {exc}")
+
+    def _render(self):
+        ui, s = self._ui, self.state()
+        colour = {"succeeded": "green", "failed": "#c62828", "cancelled": "grey"}.get(s["status"], "#1565c0")
+        ui["status"].value = (f"<b>{html.escape(self.job_id)}</b> &middot; <span style='color:{colour}'>{s['status']}</span>"
+                              + (f" &middot; {html.escape(s['fine_tuned_model'])}" if s["fine_tuned_model"] else "")
+                              + (f"<br><span style='color:#c62828'>{html.escape(s['error'])}</span>" if s["error"] else ""))
+        ui["bar"].value = s["progress"]
+        eta = ""
+        if s["estimated_finish"] and s["status"] not in jobs.TERMINAL:
+            eta = f", about {max(0, s['estimated_finish'] - time.time()) / 60:.0f} min left"
+        epoch = f", epoch {s['epoch']:.1f}/{s['n_epochs']}" if s["epoch"] is not None else ""
+        steps = f"step {s['step']}/{s['total_steps']}" if s["total_steps"] else "waiting for the first step"
+        ui["bar_label"].value = html.escape(f"{steps}{epoch}{eta}  {_losses(s)}")
+        ev = self.events().tail(LOG_LINES)
+        ui["log"].value = "<pre style='font-size:90%'>" + "\n".join(
+            html.escape(f"{r.created_at:%H:%M:%S} {r.level:5} {r.message}") for r in ev.itertuples()) + "</pre>"
+        cps = self.checkpoints() if self._checkpoints is not None else pd.DataFrame()
+        ui["checkpoints"].value = cps.drop(columns=["id"], errors="ignore").to_html(index=False) if len(cps) else "<i>none yet</i>"
+        self._redraw_plot(s)
+        if s["status"] in jobs.TERMINAL:
+            ui["cancel"].disabled = True
+
+    def _redraw_plot(self, s):
+        key = (s["n_events"], s["status"])
+        if key == self._plotted:
+            return
+        self._plotted = key
+        fig = self.static() if s["status"] in jobs.TERMINAL else loss_curves(self.metrics(), self.checkpoints())
+        # From a background thread: replace the outputs rather than `with out:`, which
+        # would capture whatever the main thread prints meanwhile.
+        self._ui["plot"].outputs = ()
+        self._ui["plot"].append_display_data(as_image(fig))
+
+
+def _losses(s: dict) -> str:
+    parts = []
+    if s["train_loss"] is not None:
+        parts.append(f"train loss {s['train_loss']:.3f}")
+    if s["valid_loss"] is not None:
+        parts.append(f"valid loss {s['valid_loss']:.3f}")
+    return ", ".join(parts)
+
+
+def as_image(fig):
+    """A PNG of the figure: displays the same whatever matplotlib backend the kernel has
+    (under MPLBACKEND=Agg a bare Figure shows only as text)."""
+    import io
+
+    from IPython.display import Image
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    return Image(data=buf.getvalue(), format="png")
