@@ -1,0 +1,263 @@
+"""Data hygiene: duplicates, near duplicates, train/validation/test overlap, class balance.
+
+Texts are compared after normalisation (case, Unicode form, punctuation and whitespace
+folded), on the prompt side of each example (what the model is asked; the system prompt
+is left out as it is usually shared). A prompt template shared by every example is cut
+off first, or it would make every pair of short messages look alike.
+
+Near duplicates are pairs whose character 5-gram sets have a Jaccard similarity at or
+above the threshold. Comparing all pairs is quadratic, so candidates come from MinHash
+with LSH banding (16 bands x 6 rows: a pair at 0.8 similarity is a candidate with
+probability 0.99, one at 0.5 with 0.22), and each candidate is then checked exactly.
+"""
+from __future__ import annotations
+
+import os
+import re
+import unicodedata
+import zlib
+from collections import Counter, defaultdict
+
+import numpy as np
+
+from ftutils.data.report import Finding, ValidationReport
+
+SHINGLE = 5
+BANDS, ROWS = 16, 6
+# Bounds the candidate pairs (memory and time) on very uniform data, e.g. a tiny vocabulary.
+MAX_BUCKET = 200
+_NON_WORD = re.compile(r"[\W_]+")
+_rng = np.random.default_rng(20240718)  # fixed: the same data must give the same candidates
+_A = _rng.integers(1, 2**32, BANDS * ROWS, dtype=np.uint64) | np.uint64(1)
+_B = _rng.integers(0, 2**32, BANDS * ROWS, dtype=np.uint64)
+
+
+def normalize(text: str) -> str:
+    """Lower-case, NFKC, punctuation and runs of whitespace folded to one space."""
+    return _NON_WORD.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
+
+
+def _content(message) -> str:
+    content = message.get("content") if isinstance(message, dict) else None
+    if isinstance(content, list):
+        return " ".join(p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return content if isinstance(content, str) else ""
+
+
+def _split(example) -> tuple[list, list]:
+    """(prompt messages, reply messages) of a chat or preference example."""
+    if not isinstance(example, dict):
+        return [], []
+    if isinstance(example.get("input"), dict):
+        reply = example.get("preferred_output", example.get("preferred_completion"))
+        return list(example["input"].get("messages") or []), list(reply) if isinstance(reply, list) else []
+    messages = example.get("messages")
+    messages = messages if isinstance(messages, list) else []
+    cut = len(messages)
+    while cut and isinstance(messages[cut - 1], dict) and messages[cut - 1].get("role") == "assistant":
+        cut -= 1
+    return messages[:cut], messages[cut:]
+
+
+def prompt_text(example) -> str:
+    prompt, _ = _split(example)
+    return "\n".join(_content(m) for m in prompt if isinstance(m, dict) and m.get("role") != "system")
+
+
+def answer_text(example) -> str:
+    return "\n".join(_content(m) for m in _split(example)[1])
+
+
+def _strip_template(texts: list[str]) -> list[str]:
+    if len(texts) < 2:
+        return texts
+    prefix = os.path.commonprefix(texts)
+    suffix = os.path.commonprefix([t[::-1] for t in texts])[::-1]
+    if not prefix and not suffix:
+        return texts
+    shortest = min(map(len, texts))
+    suffix = suffix[:max(0, shortest - len(prefix))] if suffix else ""
+    return [t[len(prefix):len(t) - len(suffix)].strip() for t in texts]
+
+
+def _shingles(text: str) -> set[str]:
+    if len(text) <= SHINGLE:
+        return {text}
+    return {text[i:i + SHINGLE] for i in range(len(text) - SHINGLE + 1)}
+
+
+def jaccard(a: set, b: set) -> float:
+    return len(a & b) / len(a | b) if a or b else 1.0
+
+
+def _signatures(sets: list[set[str]]) -> np.ndarray:
+    """MinHash signatures, one row of BANDS*ROWS values per shingle set."""
+    out = np.empty((len(sets), BANDS * ROWS), dtype=np.uint64)
+    for i, s in enumerate(sets):
+        hashes = np.fromiter((zlib.crc32(x.encode()) for x in s), dtype=np.uint64, count=len(s))
+        # multiply-shift hashing: the high 32 bits of a*x+b are well mixed
+        out[i] = ((np.outer(hashes, _A) + _B) >> np.uint64(32)).min(axis=0)
+    return out
+
+
+def _near_pairs(texts: list[str], threshold: float, keep=None) -> list[tuple[int, int, float]]:
+    """Pairs (i, j, similarity), i < j, of distinct texts at or above `threshold`.
+
+    `keep(i, j)` filters candidate pairs before the exact check (overlap only wants
+    pairs that cross parts)."""
+    sets = [_shingles(t) for t in texts]
+    sig = _signatures(sets)
+    n = len(sets)
+    candidates = set()
+    for band in range(BANDS):
+        buckets: dict[bytes, list[int]] = defaultdict(list)
+        for i, key in enumerate(map(bytes, sig[:, band * ROWS:(band + 1) * ROWS])):
+            buckets[key].append(i)
+        for members in buckets.values():
+            if len(members) > MAX_BUCKET:
+                continue  # a band shared by hundreds of distinct prompts does not discriminate
+            for x, i in enumerate(members):
+                candidates.update(i * n + j for j in members[x + 1:])
+    if not candidates:
+        return []
+    flat = np.fromiter(candidates, dtype=np.int64, count=len(candidates))
+    left, right = flat // n, flat % n
+    # The share of equal MinHash values estimates the Jaccard similarity (sd <= 0.05 with
+    # 96 values); dropping pairs far below the threshold saves most exact set comparisons.
+    estimate = np.concatenate([(sig[left[k:k + 50_000]] == sig[right[k:k + 50_000]]).mean(axis=1)
+                               for k in range(0, len(flat), 50_000)])
+    likely = estimate >= threshold - 0.2
+    pairs = []
+    for i, j in zip(left[likely].tolist(), right[likely].tolist()):
+        if keep and not keep(i, j):
+            continue
+        sim = jaccard(sets[i], sets[j])
+        if sim >= threshold:
+            pairs.append((i, j, sim))
+    return sorted(pairs)
+
+
+def _check_threshold(threshold: float) -> None:
+    if not 0 < threshold <= 1:
+        raise ValueError(f"threshold must be in (0, 1], got {threshold!r}")
+
+
+def find_duplicates(examples, threshold: float = 0.8):
+    """Pairs of examples with the same or nearly the same prompt.
+
+    Columns: line_a, line_b (1-based, line_a < line_b), kind ("exact" after normalising,
+    or "near"), similarity, same_answer. Exact copies pair with their first occurrence."""
+    import pandas as pd
+
+    _check_threshold(threshold)
+    examples = list(examples)
+    texts = _strip_template([normalize(prompt_text(e)) for e in examples])
+    answers = [normalize(answer_text(e)) for e in examples]
+    first: dict[str, int] = {}
+    rows = []
+    for i, text in enumerate(texts):
+        if text in first:
+            j = first[text]
+            rows.append((j + 1, i + 1, "exact", 1.0, answers[i] == answers[j]))
+        else:
+            first[text] = i
+    if threshold < 1:
+        reps = list(first.values())
+        for a, b, sim in _near_pairs([texts[i] for i in reps], threshold):
+            i, j = reps[a], reps[b]
+            rows.append((i + 1, j + 1, "near", round(sim, 3), answers[i] == answers[j]))
+    rows.sort()
+    return pd.DataFrame(rows, columns=["line_a", "line_b", "kind", "similarity", "same_answer"])
+
+
+def duplicate_findings(examples, threshold: float = 0.8) -> list[Finding]:
+    """duplicate_example / conflicting_answers / near_duplicate findings, at the later line."""
+    out = []
+    for r in find_duplicates(examples, threshold).itertuples():
+        if r.kind == "exact" and r.same_answer:
+            out.append(Finding("duplicate_example", "warning", r.line_b, "messages",
+                               f"same prompt and answer as line {r.line_a}", "Drop the later copy."))
+        elif r.kind == "exact":
+            out.append(Finding("conflicting_answers", "warning", r.line_b, "messages",
+                               f"same prompt as line {r.line_a} but a different answer",
+                               "Decide which answer is right; contradicting examples teach the model to guess."))
+        else:
+            out.append(Finding("near_duplicate", "warning", r.line_b, "messages",
+                               f"{r.similarity:.0%} similar to line {r.line_a}"
+                               + ("" if r.same_answer else " with a different answer"),
+                               "Keep one unless the difference matters."))
+    return out
+
+
+def overlap(train, validation, test=None, threshold: float = 0.8):
+    """Examples of validation/test whose prompt also appears (or nearly) in another part.
+
+    Columns: part_a, line_a, part_b, line_b, kind, similarity. A validation example seen
+    in training makes the validation loss look better than the model is."""
+    import pandas as pd
+
+    _check_threshold(threshold)
+    parts = [("train", list(train)), ("validation", list(validation or [])), ("test", list(test or []))]
+    owner = [(name, k) for name, items in parts for k in range(len(items))]
+    texts = _strip_template([normalize(prompt_text(e)) for _, items in parts for e in items])
+    rows, first = [], {}
+    for i, text in enumerate(texts):
+        j = first.setdefault(text, i)
+        if j != i and owner[j][0] != owner[i][0]:
+            rows.append((owner[j][0], owner[j][1] + 1, owner[i][0], owner[i][1] + 1, "exact", 1.0))
+    if threshold < 1:
+        reps = sorted(first.values())
+        for a, b, sim in _near_pairs([texts[i] for i in reps], threshold,
+                                     keep=lambda a, b: owner[reps[a]][0] != owner[reps[b]][0]):
+            i, j = reps[a], reps[b]
+            rows.append((owner[i][0], owner[i][1] + 1, owner[j][0], owner[j][1] + 1, "near", round(sim, 3)))
+    return pd.DataFrame(rows, columns=["part_a", "line_a", "part_b", "line_b", "kind", "similarity"])
+
+
+def overlap_findings(train, validation, test=None, threshold: float = 0.8) -> list[Finding]:
+    """split_overlap findings; `line` is in the later part (validation or test)."""
+    return [Finding("split_overlap", "warning", r.line_b, "messages",
+                    f"{r.part_b} line {r.line_b} is {'the same as' if r.kind == 'exact' else f'{r.similarity:.0%} similar to'} "
+                    f"{r.part_a} line {r.line_a}", "Move or drop one copy so evaluation sees unseen data.")
+            for r in overlap(train, validation, test, threshold).itertuples()]
+
+
+def class_balance(labels):
+    """Per-class counts, largest first: label, count, fraction."""
+    import pandas as pd
+
+    counts = Counter(labels).most_common()
+    total = sum(c for _, c in counts) or 1
+    return pd.DataFrame([(label, c, round(c / total, 4)) for label, c in counts], columns=["label", "count", "fraction"])
+
+
+def imbalance_findings(labels, min_ratio: float = 0.2) -> list[Finding]:
+    """class_imbalance when a class has fewer than `min_ratio` times the largest class's examples."""
+    df = class_balance(labels)
+    if len(df) < 2:
+        return []
+    largest = int(df["count"].iloc[0])
+    small = df[df["count"] < min_ratio * largest]
+    if small.empty:
+        return []
+    listing = ", ".join(f"{r.label}: {r.count}" for r in small.itertuples())
+    return [Finding("class_imbalance", "warning", None, "label",
+                    f"{len(small)} class(es) below {min_ratio:.0%} of the largest ({df['label'].iloc[0]}: {largest}): {listing}",
+                    "Add examples of the rare classes, or check per-class scores in evaluation.")]
+
+
+def check(train, validation=None, test=None, label_key: str = "label", threshold: float = 0.8,
+          min_ratio: float = 0.2) -> ValidationReport:
+    """All hygiene findings for a dataset (duplicates within train, overlap, class balance)."""
+    train = list(train)
+    report = ValidationReport(n_examples=len(train), format="chat")
+    for finding in duplicate_findings(train, threshold):
+        report.add(finding)
+    if validation or test:
+        for finding in overlap_findings(train, validation, test, threshold):
+            report.add(finding)
+    labels = [e.get(label_key) for e in train if isinstance(e, dict) and e.get(label_key) is not None]
+    if labels:
+        for finding in imbalance_findings(labels, min_ratio):
+            report.add(finding)
+    return report
