@@ -146,12 +146,17 @@ class ModelDeleted(Out):
     object: str = "model"
 
 
-def page(items: list[Out], has_more: bool, *, first_last: bool = False) -> dict:
-    """OpenAI's list envelope; `first_id`/`last_id` only where the spec has them."""
+def page(items: list[Out], has_more: bool, *, first_last: str | None = None) -> dict:
+    """OpenAI's list envelope; `first_id`/`last_id` only where the spec has them.
+
+    first_last="nullable": null on an empty page (checkpoints); "string": the spec makes
+    them required strings (files), so an empty page says "".
+    """
     body: dict[str, Any] = {"object": "list", "data": [i.dump() for i in items], "has_more": has_more}
     if first_last:
-        body["first_id"] = items[0].id if items else None
-        body["last_id"] = items[-1].id if items else None
+        empty = None if first_last == "nullable" else ""
+        body["first_id"] = items[0].id if items else empty
+        body["last_id"] = items[-1].id if items else empty
     return body
 
 

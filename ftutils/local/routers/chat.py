@@ -90,14 +90,18 @@ def create_chat_completion(request: Request, body: schemas.ChatCompletionRequest
     completion_id = "chatcmpl-" + secrets.token_hex(12)
     created = int(time.time())
     engine = _engine(state)
-    if body.stream:
-        if (body.n or 1) > 1:
-            raise errors.invalid("Streaming supports n=1 only on the local backend.", "n", "invalid_value")
-        include_usage = bool((body.stream_options or {}).get("include_usage"))
-        chunks = engine.stream(base, adapter, messages, **options)
-        return StreamingResponse(_sse(chunks, completion_id, created, body.model, include_usage, engine, base,
-                                      messages), media_type="text/event-stream")
-    result = engine.generate(base, adapter, messages, n=body.n or 1, **options)
+    from ftutils.local.inference import InferenceError
+    try:
+        if body.stream:
+            include_usage = bool((body.stream_options or {}).get("include_usage"))
+            # stream() loads the model and checks the prompt before returning, so errors
+            # still get a proper status; after the first byte they can only go in-band.
+            deltas = engine.stream(base, adapter, messages, n=body.n or 1, **options)
+            return StreamingResponse(_sse(deltas, completion_id, created, body.model, include_usage),
+                                     media_type="text/event-stream")
+        result = engine.generate(base, adapter, messages, n=body.n or 1, **options)
+    except InferenceError as exc:
+        raise errors.invalid(str(exc), exc.param, exc.code) from None
     choices = []
     for index, choice in enumerate(result.choices):
         lp = _logprobs(choice.logprobs) if body.logprobs else None
@@ -109,7 +113,7 @@ def create_chat_completion(request: Request, body: schemas.ChatCompletionRequest
             "system_fingerprint": "fp_ftutils_local"}
 
 
-def _sse(chunks, completion_id, created, model, include_usage, engine, base, messages):
+def _sse(deltas, completion_id, created, model, include_usage):
     def event(delta: dict, finish_reason=None, logprobs=None, usage=None, choices=True) -> str:
         body = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
                 "system_fingerprint": "fp_ftutils_local",
@@ -120,22 +124,19 @@ def _sse(chunks, completion_id, created, model, include_usage, engine, base, mes
         return f"data: {json.dumps(body)}\n\n"
 
     yield event({"role": "assistant", "content": "", "refusal": None})
-    completion_tokens = 0
+    usage = _usage(0, 0)
     try:
-        for text, token_logprobs, finish_reason in chunks:
-            lp = _logprobs(token_logprobs)
-            completion_tokens += len(token_logprobs) if token_logprobs else (1 if text else 0)
-            if text or lp:
-                yield event({"content": text}, logprobs={"content": lp, "refusal": None} if lp is not None else None)
-            if finish_reason is not None:
-                yield event({}, finish_reason=finish_reason)
-    except Exception as exc:  # headers are gone already: report in-band, as OpenAI does
-        yield f"data: {json.dumps(errors.APIError(500, f'generation failed: {exc}', type='server_error').body())}\n\n"
+        for delta in deltas:
+            lp = _logprobs(delta.logprobs)
+            if delta.text or lp:
+                yield event({"content": delta.text}, logprobs={"content": lp, "refusal": None} if lp else None)
+            if delta.finish_reason is not None:
+                usage = _usage(delta.prompt_tokens or 0, delta.completion_tokens or 0)
+                yield event({}, finish_reason=delta.finish_reason)
+    except Exception as exc:  # the status line is sent already: report in-band, as OpenAI does
+        message = f"Generation failed: {type(exc).__name__}: {exc}"
+        yield f"data: {json.dumps(errors.APIError(500, message, type='server_error').body())}\n\n"
         return
     if include_usage:
-        prompt_tokens = getattr(chunks, "prompt_tokens", None)
-        if prompt_tokens is None and hasattr(engine, "count_prompt_tokens"):
-            prompt_tokens = engine.count_prompt_tokens(base, messages)
-        completion_tokens = getattr(chunks, "completion_tokens", completion_tokens)
-        yield event({}, usage=_usage(prompt_tokens or 0, completion_tokens), choices=False)
+        yield event({}, usage=usage, choices=False)
     yield "data: [DONE]\n\n"

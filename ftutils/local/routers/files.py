@@ -156,7 +156,7 @@ def list_files(request: Request, purpose: Optional[str] = None, limit: int = Que
     db = request.app.state.db
     where, args = ("purpose = ?", (purpose,)) if purpose else ("1", ())
     rows, more = db.page("files", where=where, args=args, after=after, limit=limit, newest_first=order == "desc")
-    return schemas.page([file_object(r) for r in rows], more, first_last=True)
+    return schemas.page([file_object(r) for r in rows], more, first_last="string")
 
 
 @router.get("/files/{file_id}")

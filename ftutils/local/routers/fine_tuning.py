@@ -200,4 +200,4 @@ def list_checkpoints(request: Request, job_id: str, after: Optional[str] = None,
     db = request.app.state.db
     row = get_job_row(db, job_id)
     rows, more = db.page("checkpoints", where="job_id = ?", args=(row["id"],), after=after, limit=limit)
-    return schemas.page([checkpoint_object(r) for r in rows], more, first_last=True)
+    return schemas.page([checkpoint_object(r) for r in rows], more, first_last="nullable")
