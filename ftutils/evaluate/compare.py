@@ -1,0 +1,66 @@
+"""Several runs side by side, e.g. a papermill sweep over n_epochs: one row per run folder
+with its hyperparameters, training verdict and the evaluation's headline numbers."""
+from __future__ import annotations
+
+import glob
+import json
+from pathlib import Path
+
+import pandas as pd
+
+HYPERPARAMETERS = ("n_epochs", "batch_size", "learning_rate_multiplier")
+
+
+def _run_dirs(paths_or_glob) -> list[Path]:
+    items = [paths_or_glob] if isinstance(paths_or_glob, (str, Path)) else list(paths_or_glob)
+    dirs: list[Path] = []
+    for item in items:
+        matches = sorted(glob.glob(str(item))) if any(ch in str(item) for ch in "*?[") else [str(item)]
+        dirs += [Path(m) for m in matches if Path(m).is_dir()]
+    return sorted(set(dirs))
+
+
+def _load(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _candidate(evaluation: dict, kind: str) -> dict:
+    return next((c for c in evaluation.get("candidates", []) if c["kind"] == kind), {})
+
+
+def run_row(run_dir: Path) -> dict | None:
+    """The row for one run folder, or None when it holds neither run.json nor evaluation.json."""
+    manifest, evaluation = _load(run_dir / "run.json"), _load(run_dir / "evaluation.json")
+    if not manifest and not evaluation:
+        return None
+    hp = manifest.get("hyperparameters") or {}
+    final = manifest.get("final_metrics") or {}
+    row = {"run": run_dir.name, "path": str(run_dir), "base_model": manifest.get("base_model"),
+           **{k: hp.get(k) for k in HYPERPARAMETERS},
+           "train_loss": final.get("train_loss"), "valid_loss": final.get("full_valid_loss", final.get("valid_loss")),
+           "verdict": (manifest.get("diagnosis") or {}).get("verdict"), "n_test": evaluation.get("n_test")}
+    for kind, prefix in (("fine_tuned", "ft"), ("base", "base"), ("baseline", "baseline")):
+        m = _candidate(evaluation, kind).get("metrics") or {}
+        row[f"{prefix}_accuracy"] = m.get("accuracy")
+        row[f"{prefix}_macro_f1"] = m.get("macro_f1")
+        if kind == "fine_tuned":
+            lo, hi = (m.get("macro_f1_ci") or [None, None])[:2]
+            row["ft_macro_f1_lo"], row["ft_macro_f1_hi"] = lo, hi
+    pair = next((p for p in evaluation.get("paired", []) if p["a"] == "base" and p["b"] == "fine-tuned"), None)
+    row["ft_vs_base_p"] = pair["mcnemar"]["p_value"] if pair else None
+    tuned = [c for c in evaluation.get("candidates", []) if c["kind"] in ("fine_tuned", "checkpoint")]
+    row["best"] = max(tuned, key=lambda c: c["metrics"]["macro_f1"])["name"] if tuned else None
+    return row
+
+
+def compare_runs(paths_or_glob="runs/*") -> pd.DataFrame:
+    """One row per run folder (a glob, a folder, or a list of either), indexed by run name."""
+    rows = [row for row in map(run_row, _run_dirs(paths_or_glob)) if row]
+    if not rows:
+        return pd.DataFrame(columns=["run"]).set_index("run")
+    frame = pd.DataFrame(rows).set_index("run")
+    sort = [k for k in HYPERPARAMETERS if frame[k].notna().any()]
+    try:
+        return frame.sort_values(sort, kind="stable") if sort else frame
+    except TypeError:  # "auto" beside numbers: keep the folders' order
+        return frame

@@ -1,0 +1,167 @@
+"""What to do next, read from the evaluation and the training diagnosis.
+
+Each recommendation says what the numbers are, not just what to do, so a reader can
+disagree with it. Input is the evaluation as a plain dict (what `report.py` writes to
+evaluation.json) and the run's manifest; nothing here calls a model.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+SIGNIFICANCE = 0.05
+BASELINE_MARGIN = 0.02      # macro F1 within this of the fine-tune: the baseline "matches" it
+CHECKPOINT_MARGIN = 0.01    # a checkpoint must beat the final model by this to be worth switching
+UNPARSEABLE_SHARE = 0.10
+LLM_KINDS = ("base", "fine_tuned", "checkpoint")
+
+
+@dataclass
+class Recommendation:
+    kind: str
+    """checkpoint | significance | baseline | unparseable | confusion | weak_class | method | training."""
+    message: str
+    evidence: dict = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _ci(values) -> str:
+    return f"[{values[0]:.2f}, {values[1]:.2f}]" if values else ""
+
+
+def _by_kind(evaluation: dict, *kinds) -> list[dict]:
+    return [c for c in evaluation.get("candidates", []) if c["kind"] in kinds]
+
+
+def _paired(evaluation: dict, a: str, b: str) -> dict | None:
+    return next((p for p in evaluation.get("paired", []) if p["a"] == a and p["b"] == b), None)
+
+
+def best_candidate(evaluation: dict, kinds=LLM_KINDS + ("baseline",)) -> dict | None:
+    """Highest macro F1; on a tie the simpler or later model wins (list order: base, final, checkpoints, baseline)."""
+    pool = _by_kind(evaluation, *kinds)
+    return max(reversed(pool), key=lambda c: c["metrics"]["macro_f1"], default=None)
+
+
+def _checkpoint(evaluation: dict) -> list[Recommendation]:
+    final = next(iter(_by_kind(evaluation, "fine_tuned")), None)
+    tuned = _by_kind(evaluation, "fine_tuned", "checkpoint")
+    if final is None or len(tuned) < 2:
+        return []
+    best = max(tuned, key=lambda c: (c["metrics"]["macro_f1"], c["kind"] == "fine_tuned"))
+    f_best, f_final = best["metrics"]["macro_f1"], final["metrics"]["macro_f1"]
+    evidence = {"best": best["name"], "best_macro_f1": f_best, "final_macro_f1": f_final, "step": best.get("step")}
+    if best is final or f_best - f_final < CHECKPOINT_MARGIN:
+        return [Recommendation("checkpoint", f"The final model has the best macro F1 of the fine-tuned models "
+                               f"({f_final:.3f} {_ci(final['metrics'].get('macro_f1_ci'))}): keep {final['model']}.", evidence)]
+    overlap = ""
+    lo_best, hi_final = (best["metrics"].get("macro_f1_ci") or [None])[0], (final["metrics"].get("macro_f1_ci") or [None, None])[1]
+    if lo_best is not None and hi_final is not None and lo_best <= hi_final:
+        overlap = " Their confidence intervals overlap, so the gain may be noise; confirm on more test data."
+    return [Recommendation("checkpoint", f"The checkpoint at step {best.get('step')} has the best macro F1 "
+                           f"({f_best:.3f} {_ci(best['metrics'].get('macro_f1_ci'))}) vs {f_final:.3f} for the final "
+                           f"model: use {best['model']}.{overlap}", evidence)]
+
+
+def _significance(evaluation: dict) -> list[Recommendation]:
+    pair = _paired(evaluation, "base", "fine-tuned")
+    if pair is None:
+        return []
+    m, b = pair["mcnemar"], pair["bootstrap"]
+    evidence = {**m, "macro_f1_diff": b["macro_f1_diff"], "macro_f1_diff_ci": b["macro_f1_diff_ci"]}
+    numbers = (f"accuracy {m['accuracy_b']:.3f} vs {m['accuracy_a']:.3f} on {m['n']} items, McNemar p={m['p_value']:.3g} "
+               f"({m['only_b_correct']} items only the fine-tune got right, {m['only_a_correct']} only the base); "
+               f"macro F1 {b['macro_f1_diff']:+.3f} {_ci(b['macro_f1_diff_ci'])}")
+    if m["p_value"] < SIGNIFICANCE and m["accuracy_b"] > m["accuracy_a"]:
+        return [Recommendation("significance", f"The fine-tuned model is significantly better than the base model: {numbers}.", evidence)]
+    if m["p_value"] < SIGNIFICANCE:
+        return [Recommendation("significance", f"The fine-tuned model is significantly WORSE than the base model: {numbers}. "
+                               "Check the training data's answers and the diagnosis before using it.", evidence)]
+    return [Recommendation("significance", f"The fine-tuned model is not significantly better than the base model: {numbers}. "
+                           "More (or more varied) training data, or more epochs if training underfit, before paying for it.", evidence)]
+
+
+def _baseline(evaluation: dict) -> list[Recommendation]:
+    base = next(iter(_by_kind(evaluation, "baseline")), None)
+    tuned = best_candidate(evaluation, ("fine_tuned", "checkpoint"))
+    if base is None or tuned is None:
+        return []
+    f_base, f_tuned = base["metrics"]["macro_f1"], tuned["metrics"]["macro_f1"]
+    evidence = {"baseline_macro_f1": f_base, "fine_tuned": tuned["name"], "fine_tuned_macro_f1": f_tuned}
+    if f_base >= f_tuned - BASELINE_MARGIN:
+        return [Recommendation("baseline", f"The TF-IDF + logistic-regression baseline matches the fine-tuned model "
+                               f"(macro F1 {f_base:.3f} vs {f_tuned:.3f} for {tuned['name']}): fine-tuning is not paying "
+                               "for itself here; the baseline is cheaper and faster to serve.", evidence)]
+    return [Recommendation("baseline", f"The fine-tuned model ({tuned['name']}) beats the TF-IDF baseline by "
+                           f"{f_tuned - f_base:.3f} macro F1 ({f_tuned:.3f} vs {f_base:.3f}).", evidence)]
+
+
+def _unparseable(evaluation: dict) -> list[Recommendation]:
+    out = []
+    labels = evaluation.get("labels", [])
+    for cand in _by_kind(evaluation, *LLM_KINDS):
+        n, k = cand["metrics"]["n"], cand["metrics"]["unparseable"]
+        if n and k / n > UNPARSEABLE_SHARE:
+            samples = [p["raw"] for p in evaluation.get("predictions", {}).get(cand["name"], [])
+                       if p.get("pred") is None][:2]
+            shown = "; ".join(repr(s[:60]) for s in samples)
+            fixes = (["score labels by log-probability (method='score')"] if cand.get("method") == "generate" else [])
+            fixes += [f"say 'Answer with exactly one of: {', '.join(labels)}' in the system prompt",
+                      "train longer so the format is learnt"]
+            fix = ", ".join(fixes[:-1]) + " or " + fixes[-1]
+            out.append(Recommendation("unparseable", f"Many unparseable answers from {cand['name']}: {k} of {n} ({k / n:.0%})"
+                                      f"{', e.g. ' + shown if shown else ''}. {fix[0].upper() + fix[1:]}.",
+                                      {"candidate": cand["name"], "unparseable": k, "n": n, "examples": samples}))
+    return out
+
+
+def _confusions(evaluation: dict, chosen: dict, k: int = 3) -> list[Recommendation]:
+    from ftutils.evaluate.scores import top_confusions
+
+    out = []
+    predictions = evaluation.get("predictions", {}).get(chosen["name"], [])
+    support = {lab: v["support"] for lab, v in chosen["metrics"]["per_class"].items()}
+    for true, pred, count in top_confusions(chosen["metrics"], k=k, min_count=2):
+        texts = [p.get("text", "") for p in predictions if p["label"] == true and p.get("pred") == pred][:2]
+        shown = "; ".join(repr(t[:80]) for t in texts if t)
+        out.append(Recommendation("confusion", f"{chosen['name']}: class {true!r} is confused with {pred!r} "
+                                  f"({count} of {support.get(true, '?')} times): add training examples that tell them apart"
+                                  f"{', like these: ' + shown if shown else ''}.",
+                                  {"candidate": chosen["name"], "true": true, "pred": pred, "count": count, "examples": texts}))
+    for lab, v in chosen["metrics"]["per_class"].items():
+        if v["support"] and v["recall"] < 0.5:
+            out.append(Recommendation("weak_class", f"{chosen['name']}: class {lab!r} has recall {v['recall']:.2f} and F1 "
+                                      f"{v['f1']:.2f} on {v['support']} test items: it needs more (and more varied) "
+                                      "training examples.", {"candidate": chosen["name"], "label": lab, **v}))
+    return out
+
+
+def _methods(evaluation: dict) -> list[Recommendation]:
+    return [Recommendation("method", f"{c['name']} was evaluated by {c['method']} although {c['requested']} was asked: "
+                           f"{c['note']}.", {"candidate": c["name"], "method": c["method"]})
+            for c in evaluation.get("candidates", []) if c.get("requested") and c["requested"] != c["method"]]
+
+
+def _training(manifest: dict | None) -> list[Recommendation]:
+    diagnosis = (manifest or {}).get("diagnosis") or {}
+    if not diagnosis:
+        return []
+    verdict = diagnosis.get("verdict", "unknown")
+    out = [Recommendation("training", f"Training diagnosis ({verdict}): {step}", {"verdict": verdict})
+           for step in diagnosis.get("next_steps") or []]
+    if not out and verdict != "good":
+        out.append(Recommendation("training", f"Training diagnosis: {verdict}; see 03_train's findings.", {"verdict": verdict}))
+    return out
+
+
+def recommend(evaluation: dict, manifest: dict | None = None) -> list[Recommendation]:
+    """Recommendations, most decisive first: which model, whether it beats base and the
+    baseline, where it fails, then what the training diagnosis suggests."""
+    chosen = best_candidate(evaluation, ("fine_tuned", "checkpoint")) or best_candidate(evaluation, ("base",))
+    out = _checkpoint(evaluation) + _significance(evaluation) + _baseline(evaluation)
+    out += _unparseable(evaluation) + (_confusions(evaluation, chosen) if chosen else [])
+    return out + _methods(evaluation) + _training(manifest)

@@ -1,0 +1,179 @@
+"""One evaluation of a run: every candidate on the same held-out items, their metrics with
+confidence intervals, paired tests of the fine-tune against the base model and the
+baseline, and the recommendations that follow.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ftutils.evaluate.baseline import classify_baseline
+from ftutils.evaluate.candidates import (Candidate, TestExample, candidates_from_manifest, labels_of,
+                                         load_examples, read_manifest)
+from ftutils.evaluate.classify import Classification, classify
+from ftutils.evaluate.recommend import Recommendation, best_candidate, recommend
+from ftutils.evaluate.scores import bootstrap_ci, classification_metrics, compare_pair, confusion_frame
+
+TEXT_CHARS = 300  # enough of an input to recognise it in a report, short enough for evaluation.json
+
+
+@dataclass
+class CandidateResult:
+    candidate: Candidate
+    classification: Classification
+    metrics: dict
+    """classification_metrics plus accuracy_ci and macro_f1_ci, latency and tokens."""
+
+
+@dataclass
+class Evaluation:
+    labels: list
+    examples: list
+    """The TestExamples evaluated, in file order."""
+    results: dict
+    """Candidate name -> CandidateResult, in candidate order."""
+    paired: list = field(default_factory=list)
+    manifest: dict = field(default_factory=dict)
+    method: str = "score"
+    recommendations: list = field(default_factory=list)
+
+    def predictions(self, name: str) -> pd.DataFrame:
+        """One candidate's predictions with the input text beside them."""
+        frame = self.results[name].classification.frame()
+        text = {ex.id: ex.text for ex in self.examples}
+        frame.insert(3, "text", frame["id"].map(text))
+        return frame
+
+    def metrics(self, name: str) -> dict:
+        return self.results[name].metrics
+
+    def confusion(self, name: str) -> pd.DataFrame:
+        return confusion_frame(self.results[name].metrics)
+
+    def summary(self) -> pd.DataFrame:
+        rows = []
+        for name, r in self.results.items():
+            m = r.metrics
+            rows.append({"candidate": name, "kind": r.candidate.kind, "step": r.candidate.step,
+                         "method": r.classification.method, "accuracy": m["accuracy"],
+                         "accuracy_lo": m["accuracy_ci"][0], "accuracy_hi": m["accuracy_ci"][1],
+                         "macro_f1": m["macro_f1"], "macro_f1_lo": m["macro_f1_ci"][0], "macro_f1_hi": m["macro_f1_ci"][1],
+                         "unparseable": m["unparseable"], "latency_ms": 1000 * m["latency"]["mean_s"],
+                         "tokens_per_request": m["tokens"]["per_request"], "model": r.candidate.model})
+        return pd.DataFrame(rows).set_index("candidate")
+
+    def per_class_f1(self) -> pd.DataFrame:
+        """Rows: labels; columns: candidates."""
+        return pd.DataFrame({name: {lab: v["f1"] for lab, v in r.metrics["per_class"].items()}
+                             for name, r in self.results.items()})
+
+    def checkpoints(self) -> pd.DataFrame:
+        """Fine-tuned models with a known step, by step: the metric-vs-step curve."""
+        frame = self.summary().reset_index()
+        frame = frame[frame["kind"].isin(["checkpoint", "fine_tuned"]) & frame["step"].notna()]
+        return frame.sort_values("step", ignore_index=True)
+
+    @property
+    def best(self) -> str | None:
+        chosen = best_candidate(self.to_dict(with_predictions=False))
+        return chosen["name"] if chosen else None
+
+    def to_dict(self, with_predictions: bool = True) -> dict:
+        """The evaluation as JSON-ready data (what evaluation.json holds)."""
+        out = {"n_test": len(self.examples), "labels": list(self.labels), "method": self.method,
+               "candidates": [{"name": name, "model": r.candidate.model, "kind": r.candidate.kind,
+                               "step": r.candidate.step, "method": r.classification.method,
+                               "requested": r.classification.requested, "note": r.classification.note,
+                               "metrics": r.metrics} for name, r in self.results.items()],
+               "paired": self.paired,
+               "recommendations": [rec.to_dict() for rec in self.recommendations]}
+        if with_predictions:
+            out["predictions"] = {name: _records(self.predictions(name)) for name in self.results}
+        return out
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    frame = frame.copy()
+    frame["text"] = frame["text"].fillna("").str.slice(0, TEXT_CHARS)
+    frame = frame.astype(object).where(frame.notna(), None)
+    return frame.to_dict("records")
+
+
+def _cost(classification: Classification) -> dict:
+    frame = classification.frame()
+    latency = frame["latency_s"].to_numpy(dtype=float)
+    prompt = pd.to_numeric(frame.get("prompt_tokens"), errors="coerce").fillna(0)
+    completion = pd.to_numeric(frame.get("completion_tokens"), errors="coerce").fillna(0)
+    n = max(len(frame), 1)
+    return {"latency": {"mean_s": float(latency.mean()) if len(latency) else 0.0,
+                        "p50_s": float(np.percentile(latency, 50)) if len(latency) else 0.0,
+                        "p95_s": float(np.percentile(latency, 95)) if len(latency) else 0.0,
+                        "total_s": float(latency.sum())},
+            "tokens": {"prompt": int(prompt.sum()), "completion": int(completion.sum()),
+                       "per_request": float((prompt.sum() + completion.sum()) / n)}}
+
+
+def score_classification(classification: Classification, labels: list, bootstrap_samples: int = 1000,
+                         seed: int = 42) -> dict:
+    predictions = classification.frame()
+    metrics = classification_metrics(predictions, labels)
+    metrics.update(bootstrap_ci(predictions, labels, bootstrap_samples, seed))
+    metrics.update(_cost(classification))
+    return metrics
+
+
+def evaluate_candidates(client, candidates: list[Candidate], test: list[TestExample], train: list[TestExample] | None,
+                        labels: list | None = None, method: str = "score", backend: str | None = None,
+                        bootstrap_samples: int = 1000, seed: int = 42, concurrency: int | None = None,
+                        manifest: dict | None = None, log=print) -> Evaluation:
+    """Classify `test` with every candidate, score each, test the fine-tune against base and baseline."""
+    labels = list(labels or labels_of(test))
+    results: dict[str, CandidateResult] = {}
+    for cand in candidates:
+        start = time.perf_counter()
+        if cand.kind == "baseline":
+            if not train:
+                log(f"{cand.name}: skipped, no training split to learn from")
+                continue
+            classification = classify_baseline(train, test, seed)
+        else:
+            classification = classify(client, cand.model, test, labels, method, backend, concurrency, seed=seed)
+        results[cand.name] = CandidateResult(cand, classification,
+                                             score_classification(classification, labels, bootstrap_samples, seed))
+        m = results[cand.name].metrics
+        log(f"{cand.name:>14}: {len(test)} items by {classification.method} in {time.perf_counter() - start:.1f} s, "
+            f"accuracy {m['accuracy']:.3f}, macro F1 {m['macro_f1']:.3f}, unparseable {m['unparseable']}"
+            + (f"  [{classification.note}]" if classification.note else ""))
+    paired = []
+    if "fine-tuned" in results:
+        for other in ("base", *[c.name for c in candidates if c.kind == "baseline"]):
+            if other in results:
+                paired.append(compare_pair(results[other].classification.frame(), results["fine-tuned"].classification.frame(),
+                                           labels, other, "fine-tuned", bootstrap_samples, seed))
+    evaluation = Evaluation(labels, list(test), results, paired, manifest or {}, method)
+    evaluation.recommendations = recommend(evaluation.to_dict(), manifest)
+    return evaluation
+
+
+def evaluate_run(run_dir: str | Path, client, backend: str | None = None, method: str = "score",
+                 include_checkpoints: bool = True, max_test_examples: int | None = None,
+                 bootstrap_samples: int = 1000, seed: int = 42, concurrency: int | None = None, log=print) -> Evaluation:
+    """Evaluate the candidates of `run_dir`'s manifest on its test split (first `max_test_examples`)."""
+    run_dir = Path(run_dir)
+    manifest = read_manifest(run_dir)
+    test = load_examples(run_dir / "data" / "test.jsonl", max_test_examples)
+    train_path = run_dir / "data" / "train.jsonl"
+    train = load_examples(train_path) if train_path.is_file() else None
+    # Labels from train and test together, so a class the test sample happens to miss
+    # still counts as a possible (wrong) answer.
+    labels = sorted({ex.label for ex in test} | {ex.label for ex in train or []})
+    candidates = candidates_from_manifest(manifest, include_checkpoints)
+    return evaluate_candidates(client, candidates, test, train, labels, method, backend or manifest.get("backend"),
+                               bootstrap_samples, seed, concurrency, manifest, log)
+
+
+__all__ = ["Evaluation", "CandidateResult", "evaluate_run", "evaluate_candidates", "score_classification", "Recommendation"]
