@@ -61,7 +61,7 @@ class Connection:
     key_source: str
     """"argument", "env", ".env", "prompt", "env FTUTILS_API_KEY", "local api_key file" or "missing"."""
     masked_key: str
-    """The key as `sk-…abcd`, or "" when none was found."""
+    """The key as `sk-…abcd`, or "" when none was found (and then `client` is None)."""
     started_server: bool = False
     """True when this process started the local server (and stops it at exit)."""
     data_dir: str | None = None
@@ -142,10 +142,10 @@ def _openai(api_key, base_url, dotenv, prompt, reason) -> Connection:
     if not key:
         source = "missing"
     base_url = base_url or os.environ.get("OPENAI_BASE_URL") or dotenv.get("OPENAI_BASE_URL")
-    # An empty key still builds a client, so `check` can explain what is missing.
-    client = openai.OpenAI(api_key=key or "", base_url=base_url or None)
-    conn = Connection("openai", str(client.base_url).rstrip("/"), reason, source, mask(key))
-    conn.client = client
+    url = (base_url or "https://api.openai.com/v1").rstrip("/")
+    conn = Connection("openai", url, reason, source, mask(key))
+    # Without a key there is no client (openai refuses to build one); check() says what to do.
+    conn.client = openai.OpenAI(api_key=key, base_url=url) if key else None
     log.info("connected: %s", conn)
     return conn
 
@@ -243,10 +243,9 @@ def _local(api_key, base_url, reason) -> Connection:
         key, source = (directory / "api_key").read_text().strip(), "local api_key file"
     if not key:
         source = "missing"
-    client = openai.OpenAI(api_key=key or "", base_url=url)
-    conn = Connection("local", str(client.base_url).rstrip("/"), reason, source, mask(key),
-                      started_server=started, data_dir=str(directory))
-    conn.client = client
+    conn = Connection("local", url.rstrip("/"), reason, source, mask(key), started_server=started,
+                      data_dir=str(directory))
+    conn.client = openai.OpenAI(api_key=key, base_url=url) if key else None
     log.info("connected: %s", conn)
     return conn
 

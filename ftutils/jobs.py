@@ -129,7 +129,7 @@ def watch(client, job_id: str, interactive: bool | None = None, poll: float = 2.
 
 def events(client, job_id: str) -> pd.DataFrame:
     """All of a job's events, oldest first: created_at, level, type, message, data."""
-    items = list(client.fine_tuning.jobs.list_events(job_id, limit=100).auto_paging_iter())
+    items = list(client.fine_tuning.jobs.list_events(job_id, limit=100))
     rows = [{"created_at": pd.Timestamp(e.created_at, unit="s"), "level": e.level, "type": e.type or "message",
              "message": e.message, "data": e.data, "id": e.id} for e in reversed(items)]
     return pd.DataFrame(rows, columns=["created_at", "level", "type", "message", "data", "id"])
@@ -141,7 +141,7 @@ CHECKPOINT_METRICS = ["train_loss", "train_mean_token_accuracy", "valid_loss", "
 
 def checkpoints(client, job_id: str) -> pd.DataFrame:
     """A job's checkpoints by step, with the model name to call and the metrics there."""
-    items = list(client.fine_tuning.jobs.checkpoints.list(job_id, limit=100).auto_paging_iter())
+    items = list(client.fine_tuning.jobs.checkpoints.list(job_id, limit=100))
     rows = []
     for c in items:
         metrics = c.metrics.model_dump() if c.metrics is not None else {}
@@ -149,6 +149,7 @@ def checkpoints(client, job_id: str) -> pd.DataFrame:
                      "created_at": pd.Timestamp(c.created_at, unit="s"),
                      **{k: metrics.get(k) for k in CHECKPOINT_METRICS}})
     df = pd.DataFrame(rows, columns=["step", "model", "id", "created_at", *CHECKPOINT_METRICS])
+    df[CHECKPOINT_METRICS] = df[CHECKPOINT_METRICS].apply(pd.to_numeric, errors="coerce")
     return df.sort_values("step").reset_index(drop=True)
 
 

@@ -94,7 +94,7 @@ def metrics_from_events(events) -> pd.DataFrame:
 
 def list_all_events(client, job_id: str) -> list:
     """Every event of a job, oldest first (the API pages newest first)."""
-    return list(reversed(list(client.fine_tuning.jobs.list_events(job_id, limit=100).auto_paging_iter())))
+    return list(reversed(list(client.fine_tuning.jobs.list_events(job_id, limit=100))))
 
 
 def job_metrics(client, job) -> pd.DataFrame:

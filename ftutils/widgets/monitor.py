@@ -46,7 +46,7 @@ class JobMonitor(Widget):
     def _absorb(self, job) -> None:
         new = []
         # The API lists newest first; stop paging at the first event already seen.
-        for event in self.client.fine_tuning.jobs.list_events(self.job_id, limit=100).auto_paging_iter():
+        for event in self.client.fine_tuning.jobs.list_events(self.job_id, limit=100):
             if event.id in self._events:
                 break
             new.append(event)
@@ -171,22 +171,22 @@ class JobMonitor(Widget):
     def _run_plain(self, timeout, show):
         from tqdm import tqdm
 
-        bar = tqdm(total=1, file=sys.stdout, ascii=True, ncols=100, desc=self.job_id[-12:], mininterval=0)
-        seen_status = [None]
+        bar = tqdm(total=1, file=sys.stdout, ascii=True, ncols=100, desc="steps", mininterval=0, delay=0.01)
+        seen = {"status": None, "step": None}
 
         def update(job):
             self._update(job)
             s = self.state()
-            if s["status"] != seen_status[0]:
-                seen_status[0] = s["status"]
+            if s["status"] != seen["status"]:
+                seen["status"] = s["status"]
                 bar.write(f"{time.strftime('%H:%M:%S')} {self.job_id}: {s['status']}")
-            if s["total_steps"] and bar.total != s["total_steps"]:
-                bar.total = s["total_steps"]
-            if s["step"]:
+            # Redraw only when the step moves: in a notebook every redraw is kept as output.
+            if s["step"] and s["step"] != seen["step"]:
+                seen["step"] = s["step"]
+                bar.total = s["total_steps"] or bar.total
                 bar.n = s["step"]
-            if s["train_loss"] is not None:
                 bar.set_postfix_str(_losses(s), refresh=False)
-            bar.refresh()
+                bar.refresh()
 
         try:
             job = jobs.follow(self.client, self.job_id, on_update=update, poll=self.poll, timeout=timeout)
