@@ -50,6 +50,7 @@ CODES = {
     "tool_calls_without_tools": ("error", "List the functions the assistant calls in the example's \"tools\"."),
     "function_call_without_functions": ("error", "List the function in the example's \"functions\"."),
     "unknown_tool": ("error", "Call only functions defined in the example's \"tools\"."),
+    "missing_function_name": ("error", "Give the function message the \"name\" of the function it answers."),
     "missing_tool_call_id": ("error", "A tool message answers a call: give its \"tool_call_id\"."),
     "unknown_tool_call_id": ("warning", "Match tool_call_id to the id of an earlier assistant tool call."),
     # conversation order
@@ -77,6 +78,7 @@ MESSAGE_KEYS = {"system": _BASE, "developer": _BASE, "user": _BASE,
                 "tool": {"role", "content", "tool_call_id"}, "function": _BASE}
 PART_TYPES = {"system": ("text",), "developer": ("text",), "tool": ("text",),
               "user": ("text", "image_url", "input_audio", "file"), "assistant": ("text", "refusal")}
+_PLAIN_ROLES = frozenset(("system", "developer", "user", "assistant"))  # nothing required beyond role+content
 CHAT_KEYS = {"messages", "tools", "parallel_tool_calls", "functions"}
 PREFERENCE_KEYS = {"input", "preferred_output", "non_preferred_output", "preferred_completion", "non_preferred_completion"}
 SPECIAL_TOKENS = re.compile(r"<\|(?:endoftext|startoftext|endofprompt|fim_prefix|fim_middle|fim_suffix|im_start|im_end|"
@@ -227,7 +229,15 @@ def _check_messages(messages, at: str, allowed_roles, emit, tools, functions, we
         emit("empty_messages", at, "the list of messages is empty")
         return None
     roles, call_ids = [], set()
+    plain = _PLAIN_ROLES.intersection(allowed_roles)
     for i, message in enumerate(messages):
+        if type(message) is dict and len(message) == 2:  # fast path: {role, content} with a string content
+            role, content = message.get("role"), message.get("content")
+            if role in plain and type(content) is str:
+                roles.append(role)
+                if not content or content.isspace() or "<|" in content:
+                    _check_text(content, f"{at}[{i}]", emit)
+                continue
         path = f"{at}[{i}]"
         if not isinstance(message, dict):
             emit("message_not_object", path, f"must be an object, got {json_kind(message)}")
@@ -243,8 +253,8 @@ def _check_messages(messages, at: str, allowed_roles, emit, tools, functions, we
             emit("unknown_role", path + ".role", f"role {role!r} is not one of {', '.join(allowed_roles)}{hint}")
             continue
         allowed_keys = MESSAGE_KEYS[role] if weight_ok or role != "assistant" else MESSAGE_KEYS[role] - {"weight"}
-        for key in message:
-            if key not in allowed_keys:
+        if not message.keys() <= allowed_keys:
+            for key in [k for k in message if k not in allowed_keys]:
                 if key == "weight":
                     emit("weight_not_on_assistant", path + ".weight", f"a {role} message cannot have a weight")
                 else:
@@ -253,6 +263,9 @@ def _check_messages(messages, at: str, allowed_roles, emit, tools, functions, we
             emit("invalid_type", path + ".name", f"must be a string, got {json_kind(message['name'])}")
         if role == "assistant":
             _check_assistant(message, path, emit, tools, functions, call_ids, weight_ok)
+        elif role == "function" and not isinstance(message.get("name"), str):
+            emit("missing_function_name", path + ".name", "a function message needs the \"name\" of the function")
+            _check_content(message, role, path, emit)
         elif role == "tool":
             tcid = message.get("tool_call_id")
             if not isinstance(tcid, str):
@@ -319,7 +332,7 @@ def _check_content(message, role, path, emit) -> None:
         return
     content = message["content"]
     if isinstance(content, str):
-        _check_text(content, path + ".content", emit)
+        _check_text(content, path, emit)
     elif isinstance(content, list) and role != "function":
         if not content:
             emit("invalid_content", path + ".content", "an empty list of content parts")
@@ -333,20 +346,21 @@ def _check_content(message, role, path, emit) -> None:
                 if not isinstance(part.get(kind), str):
                     emit("invalid_content", f"{at}.{kind}", f"a {kind} part needs a string \"{kind}\"")
                 else:
-                    _check_text(part[kind], f"{at}.{kind}", emit)
+                    _check_text(part[kind], at, emit, f".{kind}")
     else:
         emit("invalid_content", path + ".content", f"content must be a string or a list of content parts, got {json_kind(content)}")
 
 
-def _check_text(text: str, at: str, emit) -> None:
+def _check_text(text: str, at: str, emit, suffix: str = ".content") -> None:
+    # The field path is built only when there is something to report: this runs per message.
     if not text:
-        emit("empty_content", at, "the content is empty")
+        emit("empty_content", at + suffix, "the content is empty")
     elif text.isspace():
-        emit("whitespace_content", at, "the content is only whitespace")
+        emit("whitespace_content", at + suffix, "the content is only whitespace")
     elif "<|" in text:
         found = SPECIAL_TOKENS.search(text)
         if found:
-            emit("special_token", at, f"contains the special token {found.group()} (at character {found.start()})")
+            emit("special_token", at + suffix, f"contains the special token {found.group()} (at character {found.start()})")
 
 
 def _check_order(roles: list, at: str, emit) -> None:
