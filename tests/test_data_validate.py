@@ -61,6 +61,8 @@ CASES = {
     "invalid_tool_name.jsonl": [("invalid_tools", 3), ("unknown_tool", 3)],
     "parallel_tool_calls_string.jsonl": [("invalid_type", 8)],
     "function_call_without_functions.jsonl": [("function_call_without_functions", 3)],
+    "function_message_without_name.jsonl": [("missing_function_name", 9)],
+    "developer_role_in_chat.jsonl": [("unknown_role", 10)],
     "preferred_both_spellings.jsonl": [("conflicting_keys", 3)],
     "preference_missing_non_preferred.jsonl": [("missing_non_preferred_output", 6)],
     "preference_two_outputs.jsonl": [("invalid_preferred_output", 4)],
@@ -184,9 +186,22 @@ def test_report_renders_for_terminal_notebook_and_json(tmp_path):
     assert report.first_error().describe("train.jsonl") == "train.jsonl: line 3, field messages[2].weight: weight must be 0 or 1, got 2"
 
 
-def test_missing_file_is_a_clear_error(tmp_path):
+def test_missing_file_or_folder_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.jsonl: no such file"):
         validate_file(tmp_path / "nope.jsonl")
+    with pytest.raises(IsADirectoryError, match="is a folder, not a file"):
+        validate_file(tmp_path)
+
+
+def test_reinforcement_lines_take_developer_messages_and_extra_keys():
+    examples = [{"messages": [{"role": "developer", "content": "Answer with a number."},
+                              {"role": "user", "content": f"{i} + {i}?"}], "reference_answer": str(2 * i)}
+                for i in range(10)]
+    report = validate_examples(examples, method="reinforcement")
+    assert report.findings == [] and report.format == "reinforcement"
+    # Read as a supervised file, the same lines have no reply to learn and use a foreign role.
+    supervised = {f.code for f in validate_examples(examples).findings}
+    assert supervised == {"unknown_role", "missing_assistant_message", "unrecognized_key"}
 
 
 def test_finding_rejects_unknown_severity():

@@ -171,7 +171,7 @@ class TokenCounter:
     """Counts tokens of strings, remembering recent ones: the same system prompt on every
     line is the common case, and encoding it once is most of the speed-up."""
 
-    MAX_CACHED = 50_000  # bounded so memory stays flat on huge files
+    MAX_CACHED = 20_000  # bounded so memory stays flat on huge files
 
     def __init__(self, model: str | None = None):
         self.encoding, self.note = encoding_for(model)

@@ -136,8 +136,10 @@ def validate_file(path, model: str | None = None, method: str | None = None) -> 
 
     `method` is None (detect supervised chat or preference per line) or "reinforcement"
     (whose lines look like chat lines without the reply). Raises FileNotFoundError for a
-    missing path; every problem with the contents is a finding."""
+    missing path (IsADirectoryError for a folder); every problem with the contents is a finding."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a folder, not a file")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
     run = _Pass(model, method, str(path))

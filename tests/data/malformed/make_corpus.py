@@ -126,6 +126,12 @@ FILES = {
         {"role": "assistant", "function_call": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}},
         {"role": "function", "name": "get_weather", "content": "4 C"},
         {"role": "assistant", "content": "4 degrees in Oslo."}]}}),
+    "function_message_without_name.jsonl": lines_with(12, {9: {"messages": [
+        {"role": "user", "content": "Weather in Oslo?"},
+        {"role": "assistant", "function_call": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}},
+        {"role": "function", "content": "4 C"},
+        {"role": "assistant", "content": "4 degrees in Oslo."}], "functions": [{"name": "get_weather"}]}}),
+    "developer_role_in_chat.jsonl": lines_with(12, {10: tweak(chat(10), 0, role="developer")}),
     "preferred_both_spellings.jsonl": lines_with(12, {3: {**pref(3), "preferred_completion": pref(3)["preferred_output"]}},
                                                  make=pref),
     "preference_missing_non_preferred.jsonl": lines_with(12, {6: {k: v for k, v in pref(6).items()
@@ -149,7 +155,7 @@ def main():
     for name, data in FILES.items():
         (HERE / name).write_bytes(data)
     with zipfile.ZipFile(HERE / "xlsx_named_jsonl.jsonl", "w") as z:  # a spreadsheet saved under the wrong name
-        z.writestr("xl/workbook.xml", "<workbook/>")
+        z.writestr(zipfile.ZipInfo("xl/workbook.xml", date_time=(2025, 1, 1, 0, 0, 0)), "<workbook/>")  # same bytes every run
     print(f"wrote {len(FILES) + 1} files to {HERE}")
 
 
