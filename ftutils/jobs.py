@@ -79,14 +79,15 @@ def launch(client, training_file: str, validation_file: str | None = None, model
     return job
 
 
-def follow(client, job_id: str, on_update=None, poll: float = 2.0, max_poll: float = 30.0,
+def follow(client, job_id: str, on_update=None, poll: float = 2.0, max_poll: float = 20.0,
            timeout: float | None = None, stop=None):
     """Poll a job until it reaches a terminal status and return it.
 
     The interval grows (x1.5, up to `max_poll`) while nothing changes and drops back to
     `poll` when something does. Network hiccups and 5xx/429 answers are retried with the
     same backoff; an unknown status is treated as "still going". `on_update(job)` is called
-    after each successful poll; `stop()` returning True ends the loop early.
+    after each successful poll and returns True when it saw progress (new events), which
+    also resets the interval; `stop()` returning True ends the loop early.
     """
     import openai
 
@@ -105,12 +106,11 @@ def follow(client, job_id: str, on_update=None, poll: float = 2.0, max_poll: flo
                 raise
             log.warning("polling %s failed (%s); retrying in %.0fs", job_id, type(exc).__name__, interval)
         else:
-            if on_update is not None:
-                on_update(job)
+            news = on_update(job) if on_update is not None else False
             if job.status in TERMINAL:
                 return job
             seen = (job.status, job.estimated_finish, job.trained_tokens)
-            interval = poll if seen != last_seen else min(max_poll, interval * 1.5)
+            interval = poll if news or seen != last_seen else min(max_poll, interval * 1.5)
             last_seen = seen
         if stop is not None and stop():
             return job

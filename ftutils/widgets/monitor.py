@@ -43,7 +43,8 @@ class JobMonitor(Widget):
         self._absorb(job)
         return job
 
-    def _absorb(self, job) -> None:
+    def _absorb(self, job) -> bool:
+        """Take in the job and its new events; True when there were any."""
         new = []
         # The API lists newest first; stop paging at the first event already seen.
         for event in self.client.fine_tuning.jobs.list_events(self.job_id, limit=100):
@@ -56,6 +57,7 @@ class JobMonitor(Widget):
                 self._events[event.id] = event
             if new or self._checkpoints is None or job.status in jobs.TERMINAL:
                 self._checkpoints = jobs.checkpoints(self.client, self.job_id)
+        return bool(new)
 
     def events(self) -> pd.DataFrame:
         with self._lock:
@@ -149,13 +151,16 @@ class JobMonitor(Widget):
         """Stop following (the job itself goes on; see cancel())."""
         self._stop.set()
 
-    def _update(self, job):
+    def _update(self, job) -> bool:
+        news = False
         try:
-            self._absorb(job)
+            news = self._absorb(job)
         except Exception as exc:  # events or checkpoints failing once must not end the watch
+            self.job = job
             self._note(f"could not read events: {type(exc).__name__}")
         if self._ui is not None:
             self._render()
+        return news
 
     def _run(self):
         try:
@@ -175,7 +180,7 @@ class JobMonitor(Widget):
         seen = {"status": None, "step": None}
 
         def update(job):
-            self._update(job)
+            news = self._update(job)
             s = self.state()
             if s["status"] != seen["status"]:
                 seen["status"] = s["status"]
@@ -187,6 +192,7 @@ class JobMonitor(Widget):
                 bar.n = s["step"]
                 bar.set_postfix_str(_losses(s), refresh=False)
                 bar.refresh()
+            return news
 
         try:
             job = jobs.follow(self.client, self.job_id, on_update=update, poll=self.poll, timeout=timeout)
