@@ -19,6 +19,7 @@ from ftutils.plots.training import loss_curves
 from ftutils.widgets.base import Widget, interactive as is_interactive
 
 LOG_LINES = 12
+PLOT_EVERY = 5.0  # seconds between live plot redraws
 
 
 class JobMonitor(Widget):
@@ -234,7 +235,7 @@ class JobMonitor(Widget):
         }
         ui["cancel"].on_click(lambda _: self._on_cancel())
         self._ui = ui
-        self._plotted = None
+        self._plotted, self._plotted_at = None, 0.0
         self._render()
         return w.VBox([ui["status"], w.HBox([ui["bar"], ui["bar_label"]]), ui["plot"],
                        w.HTML("<b>Events</b>"), ui["log"], w.HTML("<b>Checkpoints</b>"), ui["checkpoints"],
@@ -270,10 +271,12 @@ class JobMonitor(Widget):
             ui["cancel"].disabled = True
 
     def _redraw_plot(self, s):
+        # A redraw costs a few hundred ms of CPU the training needs more: at most every few seconds.
         key = (s["n_events"], s["status"])
-        if key == self._plotted:
+        final = s["status"] in jobs.TERMINAL
+        if key == self._plotted or (not final and time.monotonic() - self._plotted_at < PLOT_EVERY):
             return
-        self._plotted = key
+        self._plotted, self._plotted_at = key, time.monotonic()
         fig = self.static() if s["status"] in jobs.TERMINAL else loss_curves(self.metrics(), self.checkpoints())
         # From a background thread: replace the outputs rather than `with out:`, which
         # would capture whatever the main thread prints meanwhile.

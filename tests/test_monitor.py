@@ -1,0 +1,87 @@
+"""JobMonitor without a browser: the live widget (FTUTILS_INTERACTIVE=1) updated from its
+background thread, its plain data methods, re-attaching by id, and the loss plot."""
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from ftutils import jobs
+from ftutils.diagnose import diagnose
+from ftutils.metrics import COLUMNS
+from ftutils.plots.training import loss_curves
+from ftutils.widgets.monitor import JobMonitor
+from tests.test_jobs import write_tiny
+
+
+@pytest.mark.slow
+def test_live_widget_follows_a_job_to_success(client, tmp_path, monkeypatch):
+    monkeypatch.setenv("FTUTILS_INTERACTIVE", "1")
+    train_path, valid_path = write_tiny(tmp_path, seed=1)
+    train, valid = jobs.upload(client, train_path), jobs.upload(client, valid_path)
+    job = jobs.launch(client, train.id, valid.id, model="tiny-smollm2", n_epochs=2, batch_size=4)
+
+    monitor = JobMonitor(client, job.id, poll=0.3)
+    assert monitor.interactive
+    started = time.monotonic()
+    assert monitor.start() is monitor
+    assert time.monotonic() - started < 5  # returns while the job runs in the background
+    assert monitor._thread.is_alive() and monitor.widget is not None
+
+    job = monitor.wait(timeout=300)
+    assert job.status == "succeeded"
+
+    s = monitor.state()
+    assert s["status"] == "succeeded" and s["progress"] == 1.0
+    assert s["step"] == s["total_steps"] == 8 and s["epoch"] == 2 and s["n_epochs"] == 2
+    assert s["fine_tuned_model"] == job.fine_tuned_model and s["error"] is None
+    assert s["n_checkpoints"] >= 1 and s["train_loss"] > 0
+    ui = monitor._ui
+    assert "succeeded" in ui["status"].value and ui["bar"].value == 1.0 and ui["cancel"].disabled
+    assert "step 8/8" in ui["bar_label"].value
+    assert "The job has successfully completed" in ui["log"].value or "Training finished" in ui["log"].value
+    assert "ckpt-step-" in ui["checkpoints"].value
+    assert len(ui["plot"].outputs) == 1 and "image/png" in ui["plot"].outputs[0]["data"]
+
+    m = monitor.metrics()
+    assert m["step"].tolist() == list(range(1, 9)) and m["train_loss"].notna().all()
+    assert monitor.events()["message"].str.contains("Fine-tuning job started").any()
+
+    # After a kernel restart: a new monitor on the same id sees the same history.
+    again = JobMonitor(client, job.id, interactive=False)
+    assert again.refresh().status == "succeeded"
+    assert again.state()["n_events"] == s["n_events"]
+    assert again.metrics().equals(m)
+    assert again.diagnosis().verdict in ("good", "overfitting", "underfitting", "unusable")
+
+
+@pytest.mark.slow
+def test_cancel_from_the_monitor(client, tmp_path, monkeypatch):
+    monkeypatch.setenv("FTUTILS_INTERACTIVE", "0")
+    train_path, _ = write_tiny(tmp_path, n_train=32, n_valid=0, seed=2)
+    job = jobs.launch(client, jobs.upload(client, train_path).id, model="tiny-smollm2", n_epochs=20, batch_size=1)
+    monitor = JobMonitor(client, job.id, poll=0.3)
+    monitor.cancel()
+    job = monitor.wait(timeout=120, show=False)
+    assert job.status == "cancelled"
+    assert monitor.state()["error"] == "The job was cancelled before it finished."
+
+
+def test_loss_curves_marks_checkpoints_and_the_minimum():
+    steps = np.arange(1, 61)
+    df = pd.DataFrame({c: np.nan for c in COLUMNS}, index=range(60))
+    df["step"] = steps
+    df["train_loss"] = 2 * np.exp(-steps / 15) + 0.1
+    df["train_accuracy"] = 1 - df["train_loss"] / 3
+    df.loc[steps % 10 == 0, "valid_loss"] = (0.5 + 0.0004 * (steps - 30) ** 2)[steps % 10 == 0]
+    cps = pd.DataFrame({"step": [20, 40, 60], "valid_loss": [0.54, 0.54, 1.14]})
+    d = diagnose(df, cps, n_epochs=3)
+    fig = loss_curves(df, cps, d)
+    assert isinstance(fig, Figure)
+    ax_loss, ax_acc = fig.axes
+    labels = [t.get_text() for t in ax_loss.get_legend().get_texts()]
+    assert "lowest validation loss 0.50 (step 30)" in labels
+    assert sum(1 for line in ax_loss.lines if line.get_linestyle() == "--") == 3
+    assert fig._suptitle.get_text() == f"Diagnosis: {d.verdict}"
+    assert isinstance(loss_curves(pd.DataFrame(columns=COLUMNS)), Figure)
