@@ -264,12 +264,10 @@ CORES = {
         "I tried to cancel in the app but the button is greyed out.",
         "Stop the monthly box, we're moving abroad.",
         "Turn off auto-renew on my plan, and don't charge me again.",
-        "I'd like to unsubscribe from the premium plan.",
         "We're switching providers, please close our team subscription.",
         "Cancel the trial before it converts to paid.",
         "Please end my subscription and confirm by email.",
         "I no longer want the yearly plan, how do I cancel it?",
-        "Downgrade me to free and cancel premium.",
     ],
 }
 
@@ -338,15 +336,21 @@ def message(label: str, core: str, rng: random.Random, detail: bool = False) -> 
     return text
 
 
-# Rows planted for the hygiene checks: (index of the row to repeat, how to change it).
-NEAR_DUPLICATE_EDITS = [
-    lambda t: t.lower(),
-    lambda t: t.rstrip(".!?") + "!!",
-    lambda t: t.replace(",", "") + " ",
-    lambda t: t.upper(),
-    lambda t: "  " + t.replace(".", " ."),
+# Rows planted for the hygiene checks. The first five differ from their original only in
+# case, punctuation or spacing (the same text once normalised); the last three by a word or
+# a typo (near duplicates: most of their characters still match).
+DUPLICATE_EDITS = [
+    lambda t, rng: t.lower(),
+    lambda t, rng: t.rstrip(".!?") + "!!",
+    lambda t, rng: t.replace(",", "") + " ",
+    lambda t, rng: t.upper(),
+    lambda t, rng: "  " + t.replace(".", " ."),
+    lambda t, rng: typo(t, rng),
+    lambda t, rng: t + " Please help.",
+    lambda t, rng: t.replace("I ", "I really ", 1) if "I " in t else "So, " + t,
 ]
 N_EXACT_DUPLICATES = 3
+# Under a fifth of the largest class, the share at which hygiene.imbalance_findings warns.
 RARE = "cancel_subscription"
 
 
@@ -358,13 +362,15 @@ def build(seed: int = SEED) -> list[tuple[str, str]]:
             rows.append((message(label, core, rng), label))
         # Some problems are reported twice by different people; the second report gets
         # its own details so it is a similar ticket, not a copy. The rare class stays rare.
-        share = 0.15 if label == RARE else 0.5
+        share = 0 if label == RARE else 0.5
         for core in rng.sample(cores, round(len(cores) * share)):
             rows.append((message(label, core, rng, detail=True), label))
     rng.shuffle(rows)
-    picks = rng.sample(range(len(rows)), N_EXACT_DUPLICATES + len(NEAR_DUPLICATE_EDITS))
+    # Only long enough rows: a typo in a six-word message changes most of it.
+    common = [i for i, (text, label) in enumerate(rows) if label != RARE and len(text) >= 70]
+    picks = rng.sample(common, N_EXACT_DUPLICATES + len(DUPLICATE_EDITS))
     extra = [rows[i] for i in picks[:N_EXACT_DUPLICATES]]
-    extra += [(edit(rows[i][0]), rows[i][1]) for edit, i in zip(NEAR_DUPLICATE_EDITS, picks[N_EXACT_DUPLICATES:])]
+    extra += [(edit(rows[i][0], rng), rows[i][1]) for edit, i in zip(DUPLICATE_EDITS, picks[N_EXACT_DUPLICATES:])]
     for row in extra:
         rows.insert(rng.randint(0, len(rows)), row)
     return rows

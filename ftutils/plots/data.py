@@ -14,8 +14,9 @@ import numpy as np
 # A limit far beyond the longest example would squash every bar against the left edge;
 # past this multiple of the longest example it is named in the corner instead of drawn.
 LIMIT_DRAW_FACTOR = 4
-# A class below this share of an even split is called out: with 6 classes, 1/6 x 0.5 ~ 8 %.
-IMBALANCE_SHARE = 0.5
+# A class with fewer than this fraction of the largest class's examples is called out; the
+# same rule as ftutils.data.hygiene.imbalance_findings, so the chart and the warning agree.
+IMBALANCE_RATIO = 0.2
 HIGHLIGHT, NORMAL = "#d62728", "#4c72b0"
 
 
@@ -79,16 +80,16 @@ def label_balance(counts, title: str = "Examples per label", highlight: Iterable
     """Bar chart of examples per label, largest first, with under-represented labels in red.
 
     `counts` is a dict, a `Series.value_counts()`, or `class_balance(labels)`. By default a
-    label is highlighted when it has less than half the share an even split would give it;
-    pass `highlight` to choose the labels yourself.
+    label is highlighted when it has under a fifth of the largest label's examples; pass
+    `highlight` to choose the labels yourself.
     """
     data = _as_counts(counts)
     if not data:
         raise ValueError("label_balance needs at least one label; got none")
     total = sum(data.values())
     if highlight is None:
-        fair = total / len(data)
-        highlight = {k for k, v in data.items() if v < IMBALANCE_SHARE * fair}
+        largest = max(data.values())
+        highlight = {k for k, v in data.items() if v < IMBALANCE_RATIO * largest}
     highlight = set(highlight)
     ordered = sorted(data.items(), key=lambda kv: (-kv[1], kv[0]))
     labels = [k for k, _ in ordered]
