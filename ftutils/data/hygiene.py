@@ -7,8 +7,9 @@ off first, or it would make every pair of short messages look alike.
 
 Near duplicates are pairs whose character 5-gram sets have a Jaccard similarity at or
 above the threshold. Comparing all pairs is quadratic, so candidates come from MinHash
-with LSH banding (16 bands x 6 rows: a pair at 0.8 similarity is a candidate with
-probability 0.99, one at 0.5 with 0.22), and each candidate is then checked exactly.
+(96 hashes) with LSH banding sized to the threshold (at 0.8: 24 bands x 4 rows, so a
+pair at the threshold is a candidate with probability > 0.999), and each candidate is
+then checked exactly.
 """
 from __future__ import annotations
 
@@ -23,13 +24,15 @@ import numpy as np
 from ftutils.data.report import Finding, ValidationReport
 
 SHINGLE = 5
-BANDS, ROWS = 16, 6
+N_HASHES = 96
 # Bounds the candidate pairs (memory and time) on very uniform data, e.g. a tiny vocabulary.
 MAX_BUCKET = 200
 _NON_WORD = re.compile(r"[\W_]+")
 _rng = np.random.default_rng(20240718)  # fixed: the same data must give the same candidates
-_A = _rng.integers(1, 2**32, BANDS * ROWS, dtype=np.uint64) | np.uint64(1)
-_B = _rng.integers(0, 2**32, BANDS * ROWS, dtype=np.uint64)
+# Multiply-shift hashing needs full 64-bit odd multipliers: the product must wrap around
+# 2**64, or the high bits just follow x's order and all 96 "hashes" pick the same shingle.
+_A = _rng.integers(0, 2**64 - 1, N_HASHES, dtype=np.uint64, endpoint=True) | np.uint64(1)
+_B = _rng.integers(0, 2**64 - 1, N_HASHES, dtype=np.uint64, endpoint=True)
 
 
 def normalize(text: str) -> str:
@@ -91,13 +94,22 @@ def jaccard(a: set, b: set) -> float:
 
 
 def _signatures(sets: list[set[str]]) -> np.ndarray:
-    """MinHash signatures, one row of BANDS*ROWS values per shingle set."""
-    out = np.empty((len(sets), BANDS * ROWS), dtype=np.uint64)
+    """MinHash signatures, one row of N_HASHES values per shingle set."""
+    out = np.empty((len(sets), N_HASHES), dtype=np.uint64)
     for i, s in enumerate(sets):
         hashes = np.fromiter((zlib.crc32(x.encode()) for x in s), dtype=np.uint64, count=len(s))
-        # multiply-shift hashing: the high 32 bits of a*x+b are well mixed
         out[i] = ((np.outer(hashes, _A) + _B) >> np.uint64(32)).min(axis=0)
     return out
+
+
+def _banding(threshold: float) -> tuple[int, int]:
+    """(bands, rows) with the most rows per band (fewest false candidates) that still make
+    a pair at exactly `threshold` a candidate with probability >= 0.999."""
+    for rows in (12, 8, 6, 4, 3, 2, 1):
+        bands = N_HASHES // rows
+        if 1 - (1 - threshold ** rows) ** bands >= 0.999:
+            return bands, rows
+    return N_HASHES, 1
 
 
 def _near_pairs(texts: list[str], threshold: float, keep=None) -> list[tuple[int, int, float]]:
@@ -108,10 +120,11 @@ def _near_pairs(texts: list[str], threshold: float, keep=None) -> list[tuple[int
     sets = [_shingles(t) for t in texts]
     sig = _signatures(sets)
     n = len(sets)
+    bands, rows = _banding(threshold)
     candidates = set()
-    for band in range(BANDS):
+    for band in range(bands):
         buckets: dict[bytes, list[int]] = defaultdict(list)
-        for i, key in enumerate(map(bytes, sig[:, band * ROWS:(band + 1) * ROWS])):
+        for i, key in enumerate(map(bytes, sig[:, band * rows:(band + 1) * rows])):
             buckets[key].append(i)
         for members in buckets.values():
             if len(members) > MAX_BUCKET:
