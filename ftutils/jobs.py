@@ -153,6 +153,13 @@ def checkpoints(client, job_id: str) -> pd.DataFrame:
     return df.sort_values("step").reset_index(drop=True)
 
 
+def checkpoint_records(df: pd.DataFrame) -> list[dict]:
+    """Checkpoints as the run manifest stores them: id, step, model, metrics (None if unmeasured)."""
+    return [{"id": r["id"], "step": int(r["step"]), "model": r["model"],
+             "metrics": {k: (None if pd.isna(r[k]) else float(r[k])) for k in CHECKPOINT_METRICS}}
+            for r in df.to_dict("records")]
+
+
 def cancel(client, job_id: str):
     return client.fine_tuning.jobs.cancel(job_id)
 
@@ -192,3 +199,17 @@ def resolved_hyperparameters(job) -> dict:
         hp = job.method.supervised.hyperparameters
     hp = hp or job.hyperparameters
     return {k: getattr(hp, k, None) for k in ("n_epochs", "batch_size", "learning_rate_multiplier")} if hp else {}
+
+
+def sample_answers(client, model: str, examples: list[dict], n: int = 5, max_tokens: int = 32) -> pd.DataFrame:
+    """Ask `model` the first `n` examples (chat format, the last assistant turn held back) at
+    temperature 0, beside the answer the data expects."""
+    rows = []
+    for ex in examples[:n]:
+        messages = ex["messages"]
+        prompt = messages[:-1] if messages and messages[-1]["role"] == "assistant" else messages
+        reply = client.chat.completions.create(model=model, messages=prompt, temperature=0, max_tokens=max_tokens)
+        user = next((m["content"] for m in reversed(prompt) if m["role"] == "user"), "")
+        rows.append({"id": ex.get("id"), "user": user, "expected": messages[-1]["content"] if prompt is not messages else None,
+                     "answer": (reply.choices[0].message.content or "").strip()})
+    return pd.DataFrame(rows, columns=["id", "user", "expected", "answer"])

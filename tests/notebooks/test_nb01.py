@@ -1,0 +1,37 @@
+"""01_access run by papermill: on the local backend by default, and on the OpenAI code path
+(the local server posing as the remote API) with the key kept out of the executed notebook."""
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TEST_KEY
+
+pytestmark = pytest.mark.slow
+
+
+def test_local_backend(notebook_run, monkeypatch):
+    monkeypatch.setenv("FTUTILS_INTERACTIVE", "0")
+    values = notebook_run("01_access", backend="local")
+    assert values["backend"] == "local" and values["ok"] is True
+    assert values["n_models"] >= 2
+    assert {"smollm2-135m-instruct", "tiny-smollm2"} <= set(values["fine_tunable"])
+
+
+def test_openai_path_never_shows_the_key(notebook_run, local_server, monkeypatch):
+    monkeypatch.setenv("FTUTILS_INTERACTIVE", "0")
+    monkeypatch.setenv("OPENAI_API_KEY", TEST_KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", local_server.base_url)
+    monkeypatch.delenv("FTUTILS_BACKEND", raising=False)
+    values = notebook_run("01_access", backend="auto")
+    assert values["backend"] == "openai" and values["key_source"] == "env" and values["ok"] is True
+    assert values["base_url"] == local_server.base_url and values["n_models"] >= 2
+
+    executed = Path(values["_executed"])
+    text = executed.read_text()
+    assert TEST_KEY not in text
+    book = json.loads(text)
+    assert TEST_KEY not in json.dumps(book["metadata"]["papermill"]["parameters"])
+    assert "ftu…cdef" in text  # the masked key is what the reader sees
+    results = Path(values["_run_dir"]) / "results" / "01_access.json"
+    assert TEST_KEY not in results.read_text()
