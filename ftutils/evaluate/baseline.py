@@ -11,6 +11,7 @@ import time
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline, make_union
+from threadpoolctl import threadpool_limits
 
 from ftutils.evaluate.candidates import BASELINE_NAME, TestExample
 from ftutils.evaluate.classify import Classification, Prediction
@@ -33,19 +34,25 @@ def train_baseline(train: list[TestExample], seed: int = 0):
     if len(labels) < 2:
         raise ValueError(f"the baseline needs at least two labels in the training split, got {sorted(labels)}")
     model = make_baseline(seed)
-    model.fit([ex.text for ex in train], [ex.label for ex in train])
+    # A few hundred short texts are far too small for threaded BLAS to help; on shared or
+    # busy cores its threads only fight each other (measured: 0.3 s on one thread, 7 s on all).
+    with threadpool_limits(1):
+        model.fit([ex.text for ex in train], [ex.label for ex in train])
     return model
+
+
+def _predict_one(model, ex: TestExample) -> Prediction:
+    start = time.perf_counter()
+    pred = str(model.predict([ex.text])[0])
+    return Prediction(ex.id, ex.label, pred, pred, "baseline", time.perf_counter() - start, 0, 0)
 
 
 def classify_baseline(train: list[TestExample], test: list[TestExample], seed: int = 0) -> Classification:
     """Train on `train`, predict `test`. Latency is measured per example, as a request would be."""
     model = train_baseline(train, seed)
     known = set(model.classes_)
-    predictions = []
-    for ex in test:
-        start = time.perf_counter()
-        pred = str(model.predict([ex.text])[0])
-        predictions.append(Prediction(ex.id, ex.label, pred, pred, "baseline", time.perf_counter() - start, 0, 0))
+    with threadpool_limits(1):
+        predictions = [_predict_one(model, ex) for ex in test]
     unseen = sorted({ex.label for ex in test} - known)
     note = (f"labels {unseen} never appear in the training split, so the baseline cannot predict them"
             if unseen else None)
