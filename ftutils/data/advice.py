@@ -21,6 +21,7 @@ from ftutils.data.report import Finding, ValidationReport
 RECOMMENDED_MIN = 50  # OpenAI: "clear improvements from fine-tuning on 50 to 100 examples"
 UPPERCASE_RATIO = 1 / 3  # the legacy tool's threshold for "mostly upper case"
 MAX_LABEL_CHARS = 40
+SENTENCE_END = " .,!?;:)]}\"'"
 FIXES = {
     "duplicate_example": "Drop the later copies.",
     "long_example": "Drop the examples over the limit (or shorten them by hand).",
@@ -59,6 +60,12 @@ def _system(example) -> str | None:
     return None
 
 
+def _is_marker(text: str) -> bool:
+    """Legacy-format debris: whitespace, punctuation or upper-case stop words (" END",
+    "\\n\\n###\\n\\n"). A shared lower-case phrase ("Sorry about that, ") is the data's style."""
+    return bool(text) and not any(c.islower() for c in text)
+
+
 def _xfix(texts: list[str], suffix: bool) -> str:
     """The prefix (or suffix) every text shares, if at least two texts differ."""
     if len(set(texts)) < 2:
@@ -79,7 +86,9 @@ def _separator(common_suffix: str) -> str:
     i = len(common_suffix)
     while i and not common_suffix[i - 1].isalnum():
         i -= 1
-    return common_suffix[i:]
+    tail = common_suffix[i:]
+    # Questions all ending in "?" (or notes in ")") are ordinary text, not a separator.
+    return tail if set(tail) - set(SENTENCE_END) else ""
 
 
 def _long_lines(examples, model) -> list[int]:
@@ -144,9 +153,9 @@ def advise(examples, model: str | None = None) -> ValidationReport:
 
     replies, prompts = _replies_and_prompts(examples)
     prefix, suffix = _xfix(replies, suffix=False), _xfix(replies, suffix=True)
-    if prefix:
+    if _is_marker(prefix):
         add("completion_common_prefix", None, "messages[-1].content", f"every reply starts with {prefix!r}")
-    if suffix:
+    if _is_marker(suffix):
         add("completion_common_suffix", None, "messages[-1].content", f"every reply ends with {suffix!r}")
     separator = _separator(_xfix(prompts, suffix=True))
     if separator:
@@ -195,9 +204,9 @@ def apply_fixes(examples, findings, accept, model: str | None = None) -> list[di
     separator = _separator(_xfix(prompts, suffix=True))
     for ex in out:
         reply, user = _reply(ex), _last_user(ex)
-        if reply and "completion_common_prefix" in accept and prefix:
+        if reply and "completion_common_prefix" in accept and _is_marker(prefix):
             reply["content"] = reply["content"][len(prefix):]
-        if reply and "completion_common_suffix" in accept and suffix:
+        if reply and "completion_common_suffix" in accept and _is_marker(suffix):
             reply["content"] = reply["content"][:len(reply["content"]) - len(suffix)]
         if user and "prompt_common_suffix" in accept and separator:
             user["content"] = user["content"][:len(user["content"]) - len(separator)]
