@@ -143,7 +143,7 @@ def _confusions(evaluation: dict, chosen: dict, k: int = 3) -> list[Recommendati
 def _methods(evaluation: dict) -> list[Recommendation]:
     return [Recommendation("method", f"{c['name']} was evaluated by {c['method']} although {c['requested']} was asked: "
                            f"{c['note']}.", {"candidate": c["name"], "method": c["method"]})
-            for c in evaluation.get("candidates", []) if c.get("requested") and c["requested"] != c["method"]]
+            for c in _by_kind(evaluation, *LLM_KINDS) if c.get("requested") and c["requested"] != c["method"]]
 
 
 def _training(manifest: dict | None) -> list[Recommendation]:

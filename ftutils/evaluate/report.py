@@ -45,15 +45,17 @@ def render_markdown(evaluation: dict, manifest: dict | None = None) -> str:
          "latency (ms)", "tokens/request"],
         [[c["name"], c["kind"], c.get("step"), c["method"], c["metrics"]["accuracy"], _ci(c["metrics"].get("accuracy_ci")),
           c["metrics"]["macro_f1"], _ci(c["metrics"].get("macro_f1_ci")), c["metrics"]["unparseable"],
-          1000 * c["metrics"]["latency"]["mean_s"], c["metrics"]["tokens"]["per_request"]] for c in cands]), ""]
+          f"{1000 * c['metrics']['latency']['mean_s']:.1f}", f"{c['metrics']['tokens']['per_request']:.1f}"]
+         for c in cands]), ""]
     notes = [f"- {c['name']}: {c['note']}" for c in cands if c.get("note")]
     if notes:
         out += ["Notes:", "", *notes, ""]
     if evaluation.get("paired"):
         out += ["## Paired tests (same items, aligned by id)", "", markdown_table(
-            ["comparison", "accuracy", "only first right", "only second right", "McNemar p", "macro F1 diff", "95% CI"],
-            [[f"{p['b']} vs {p['a']}", f"{p['mcnemar']['accuracy_b']:.3f} vs {p['mcnemar']['accuracy_a']:.3f}",
-              p["mcnemar"]["only_a_correct"], p["mcnemar"]["only_b_correct"], f"{p['mcnemar']['p_value']:.3g}",
+            ["model", "against", "accuracy", "only model right", "only other right", "McNemar p",
+             "macro F1 diff", "95% CI"],
+            [[p["b"], p["a"], f"{p['mcnemar']['accuracy_b']:.3f} vs {p['mcnemar']['accuracy_a']:.3f}",
+              p["mcnemar"]["only_b_correct"], p["mcnemar"]["only_a_correct"], f"{p['mcnemar']['p_value']:.3g}",
               f"{p['bootstrap']['macro_f1_diff']:+.3f}", _ci(p["bootstrap"]["macro_f1_diff_ci"])]
              for p in evaluation["paired"]]), ""]
     labels = evaluation["labels"]

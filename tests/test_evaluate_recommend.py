@@ -1,0 +1,108 @@
+"""Recommendations on constructed result sets: each must fire when its numbers say so,
+stay silent when they don't, and quote the numbers."""
+from __future__ import annotations
+
+import pytest
+
+from ftutils.evaluate.candidates import Candidate, TestExample
+from ftutils.evaluate.classify import Classification, Prediction
+from ftutils.evaluate.recommend import best_candidate, recommend
+from ftutils.evaluate.scores import compare_pair
+from ftutils.evaluate.suite import CandidateResult, Evaluation, score_classification
+
+LABELS = ["billing", "refund", "shipping"]
+TRUTH = ["billing"] * 14 + ["refund"] * 13 + ["shipping"] * 13
+EXAMPLES = [TestExample(f"t{i:02d}", lab, [{"role": "user", "content": f"ticket {i} about {lab}"}])
+            for i, lab in enumerate(TRUTH)]
+
+
+def preds(wrong: dict | None = None, unparseable: set = frozenset(), method="score", raw="x") -> Classification:
+    """Right everywhere except `wrong` (index -> predicted label) and `unparseable` indices."""
+    wrong = wrong or {}
+    out = []
+    for i, ex in enumerate(EXAMPLES):
+        pred = None if i in unparseable else wrong.get(i, ex.label)
+        out.append(Prediction(ex.id, ex.label, pred, raw if pred is None else pred, "score", 0.01, 50, 1))
+    return Classification("m", method, out, "score")
+
+
+def evaluation(specs: dict, manifest: dict | None = None) -> Evaluation:
+    results = {}
+    for name, (kind, step, classification) in specs.items():
+        results[name] = CandidateResult(Candidate(name, f"model-{name}", kind, step), classification,
+                                        score_classification(classification, LABELS, 300, 0))
+    paired = [compare_pair(results[a].classification.frame(), results["fine-tuned"].classification.frame(),
+                           LABELS, a, "fine-tuned", 300, 0) for a in ("base", "tfidf-logreg") if a in results]
+    ev = Evaluation(LABELS, EXAMPLES, results, paired, manifest or {})
+    ev.recommendations = recommend(ev.to_dict(), manifest)
+    return ev
+
+
+def by_kind(ev, kind):
+    return [r for r in ev.recommendations if r.kind == kind]
+
+
+MANIFEST = {"diagnosis": {"verdict": "overfitting", "findings": ["valid loss rose"],
+                          "next_steps": ["Train for 2 epochs instead of 4."], "best_checkpoint_step": 10}}
+
+
+def test_strong_fine_tune_with_better_checkpoint_and_confusions():
+    billing_as_refund = {0: "refund", 1: "refund", 2: "refund"}
+    ev = evaluation({
+        "base": ("base", None, preds({i: "billing" for i in range(14, 40, 2)}, unparseable=set(range(0, 14, 2)), raw="Sure! Here")),
+        "fine-tuned": ("fine_tuned", 20, preds({**billing_as_refund, 20: "shipping", 30: "billing"})),
+        "step-10": ("checkpoint", 10, preds(billing_as_refund)),
+        "tfidf-logreg": ("baseline", None, preds({i: "shipping" for i in range(14, 27)}, method="baseline")),
+    }, MANIFEST)
+    [ckpt] = by_kind(ev, "checkpoint")
+    f10 = ev.metrics("step-10")["macro_f1"]
+    assert f"checkpoint at step 10 has the best macro F1 ({f10:.3f}" in ckpt.message
+    assert "use model-step-10" in ckpt.message and ckpt.evidence["step"] == 10
+
+    [sig] = by_kind(ev, "significance")
+    assert sig.message.startswith("The fine-tuned model is significantly better than the base model")
+    assert sig.evidence["p_value"] < 0.05 and f"p={sig.evidence['p_value']:.3g}" in sig.message
+
+    [base] = by_kind(ev, "baseline")
+    assert "beats the TF-IDF baseline" in base.message
+
+    [unparse] = by_kind(ev, "unparseable")
+    assert unparse.evidence == {"candidate": "base", "unparseable": 7, "n": 40, "examples": ["Sure! Here"] * 2}
+    assert "7 of 40 (18%)" in unparse.message
+
+    # The chosen model is step-10: billing read as refund 3 times out of 14, quoted with examples.
+    [conf] = by_kind(ev, "confusion")
+    assert conf.evidence["true"] == "billing" and conf.evidence["pred"] == "refund" and conf.evidence["count"] == 3
+    assert "(3 of 14 times)" in conf.message and "ticket 0 about billing" in conf.message
+    assert [r.message for r in by_kind(ev, "training")] == ["Training diagnosis (overfitting): Train for 2 epochs instead of 4."]
+    assert ev.best == "step-10" and best_candidate(ev.to_dict())["name"] == "step-10"
+
+
+def test_baseline_that_matches_and_a_fine_tune_no_better_than_base():
+    ev = evaluation({
+        "base": ("base", None, preds({0: "refund", 15: "billing", 30: "refund"})),
+        "fine-tuned": ("fine_tuned", None, preds({0: "refund", 16: "billing"})),
+        "tfidf-logreg": ("baseline", None, preds({1: "refund"}, method="baseline")),
+    })
+    [sig] = by_kind(ev, "significance")
+    assert sig.message.startswith("The fine-tuned model is not significantly better than the base model")
+    assert sig.evidence["p_value"] == pytest.approx(1.0)
+    [base] = by_kind(ev, "baseline")
+    assert "matches the fine-tuned model" in base.message and "not paying for itself" in base.message
+    assert f"{ev.metrics('tfidf-logreg')['macro_f1']:.3f}" in base.message
+    assert not by_kind(ev, "checkpoint") and not by_kind(ev, "unparseable") and not by_kind(ev, "confusion")
+    assert not by_kind(ev, "training")
+
+
+def test_worse_fine_tune_weak_class_and_method_fallback():
+    fallback = preds({i: "billing" for i in range(27, 40)}, method="generate")
+    fallback.note = "labels share a first token: used generation"
+    ev = evaluation({"base": ("base", None, preds()), "fine-tuned": ("fine_tuned", None, fallback)})
+    [sig] = by_kind(ev, "significance")
+    assert "significantly WORSE" in sig.message
+    [weak] = by_kind(ev, "weak_class")
+    assert weak.evidence["label"] == "shipping" and "recall 0.00" in weak.message
+    [method] = by_kind(ev, "method")
+    assert method.message == ("fine-tuned was evaluated by generate although score was asked: "
+                              "labels share a first token: used generation.")
+    assert [r.kind for r in ev.recommendations][:2] == ["significance", "confusion"]
