@@ -129,6 +129,7 @@ def test_live_ui_filters_and_pages_through_its_output_widget(browser):
     assert browser.selection == [] and "0 of 25 examples" in shown()
     c["label"].value = "(all)"
     assert browser.selection == [2, 3] and "exact_duplicate" in shown()
+    assert 'title="exact_duplicate: same as line 1&#10;empty_content: empty"' in shown().replace("\n", "&#10;")
     c["code"].value = "(all)"
     lo, _ = c["tokens"].value
     c["tokens"].value = (lo, browser.n_tokens[4])

@@ -61,9 +61,13 @@ class DatasetBrowser(Widget):
                              "pass token_stats() of these same examples")
         self._stats = stats
         self.codes_by_index: dict[int, list[str]] = defaultdict(list)
+        self.messages_by_index: dict[int, list[str]] = defaultdict(list)  # shown on hover in the live UI
         for f in _findings_of(findings):
-            if f.line is not None and 1 <= f.line <= len(self.examples) and f.code not in self.codes_by_index[f.line - 1]:
+            if f.line is None or not 1 <= f.line <= len(self.examples):
+                continue
+            if f.code not in self.codes_by_index[f.line - 1]:
                 self.codes_by_index[f.line - 1].append(f.code)
+            self.messages_by_index[f.line - 1].append(f"{f.code}: {f.message}")
         self.selection: list[int] = list(range(len(self.examples)))
         self.current_page = 0
 
@@ -149,7 +153,8 @@ class DatasetBrowser(Widget):
             if example.get("label") is not None:
                 head.append(f"label <code>{html.escape(str(example['label']))}</code>")
             head.append(f"{lengths[idx]} tokens")
-            head += [f"<span style='background:#fde68a;padding:0 4px'>{html.escape(c)}</span>"
+            tip = html.escape("\n".join(self.messages_by_index.get(idx, ())), quote=True)
+            head += [f"<span title=\"{tip}\" style='background:#fde68a;padding:0 4px'>{html.escape(c)}</span>"
                      for c in self.codes_by_index.get(idx, ())]
             body = []
             prompt, completion = example_messages(example)
