@@ -217,3 +217,14 @@ def test_token_totals_in_report_match_the_token_counter():
     totals = [count_example(e, "gpt-4o-mini").total for e in examples]
     assert report.tokens["total"] == sum(totals) and report.tokens["max"] == max(totals)
     assert report.tokens["billed_per_epoch"] == sum(totals) and report.tokens["n_over_limit"] == 0
+
+
+def test_billed_tokens_are_capped_at_the_training_limit():
+    from ftutils.data.tokens import count_example
+
+    report = validate_file(MALFORMED / "over_limit_tiny.jsonl", model="tiny-smollm2")
+    examples = [json.loads(line) for line in (MALFORMED / "over_limit_tiny.jsonl").read_text().splitlines()]
+    totals = [count_example(e, "tiny-smollm2").total for e in examples]
+    limit = report.tokens["limit"]
+    assert limit == 512 and sum(t > limit for t in totals) == report.tokens["n_over_limit"] == 1
+    assert report.tokens["billed_per_epoch"] == sum(min(t, limit) for t in totals) < report.tokens["total"]

@@ -79,6 +79,7 @@ MESSAGE_KEYS = {"system": _BASE, "developer": _BASE, "user": _BASE,
 PART_TYPES = {"system": ("text",), "developer": ("text",), "tool": ("text",),
               "user": ("text", "image_url", "input_audio", "file"), "assistant": ("text", "refusal")}
 _PLAIN_ROLES = frozenset(("system", "developer", "user", "assistant"))  # nothing required beyond role+content
+_PLAIN_FOR = {r: _PLAIN_ROLES.intersection(r) for r in (CHAT_ROLES, RL_ROLES, ("assistant",))}
 CHAT_KEYS = {"messages", "tools", "parallel_tool_calls", "functions"}
 PREFERENCE_KEYS = {"input", "preferred_output", "non_preferred_output", "preferred_completion", "non_preferred_completion"}
 SPECIAL_TOKENS = re.compile(r"<\|(?:endoftext|startoftext|endofprompt|fim_prefix|fim_middle|fim_suffix|im_start|im_end|"
@@ -121,16 +122,29 @@ def check_line(obj: dict, emit, method: str | None = None) -> str:
 
 
 def _check_chat(obj: dict, emit) -> None:
-    for key in obj:
-        if key not in CHAT_KEYS:
-            emit("unrecognized_key", key, f"{key!r} is not part of the chat training format and is ignored")
-    tools = _check_tools(obj, "", emit)
-    functions = _check_functions(obj, emit)
-    if "parallel_tool_calls" in obj and not isinstance(obj["parallel_tool_calls"], bool):
-        emit("invalid_type", "parallel_tool_calls", f"must be true or false, got {json_kind(obj['parallel_tool_calls'])}")
+    tools = functions = None
+    if len(obj) > 1:  # only "messages" is the common case
+        for key in obj:
+            if key not in CHAT_KEYS:
+                emit("unrecognized_key", key, f"{key!r} is not part of the chat training format and is ignored")
+        tools = _check_tools(obj, "", emit)
+        functions = _check_functions(obj, emit)
+        if "parallel_tool_calls" in obj and not isinstance(obj["parallel_tool_calls"], bool):
+            emit("invalid_type", "parallel_tool_calls", f"must be true or false, got {json_kind(obj['parallel_tool_calls'])}")
     roles = _check_messages(obj["messages"], "messages", CHAT_ROLES, emit, tools, functions)
     if roles is not None:
-        _check_order(roles, "messages", emit)
+        key = tuple(roles)
+        problems = _ORDER_CACHE.get(key)
+        if problems is None:  # few distinct role sequences recur on every line: judge each once
+            problems = []
+            _check_order(roles, "messages", lambda *args: problems.append(args))
+            if len(_ORDER_CACHE) < 10_000:
+                _ORDER_CACHE[key] = problems
+        for args in problems:
+            emit(*args)
+
+
+_ORDER_CACHE: dict[tuple, list] = {}
 
 
 def _check_reinforcement(obj: dict, emit) -> None:
@@ -229,7 +243,7 @@ def _check_messages(messages, at: str, allowed_roles, emit, tools, functions, we
         emit("empty_messages", at, "the list of messages is empty")
         return None
     roles, call_ids = [], set()
-    plain = _PLAIN_ROLES.intersection(allowed_roles)
+    plain = _PLAIN_FOR.get(allowed_roles) or _PLAIN_ROLES.intersection(allowed_roles)
     for i, message in enumerate(messages):
         if type(message) is dict and len(message) == 2:  # fast path: {role, content} with a string content
             role, content = message.get("role"), message.get("content")

@@ -250,9 +250,19 @@ def example_messages(example: dict) -> tuple[list, list]:
 
 def count_example(example: dict, model: str | None = None, counter: TokenCounter | None = None) -> ExampleTokens:
     """Token counts of one example (chat or preference) as OpenAI's cookbook counts them."""
-    count = counter or TokenCounter(model)
-    prompt, completion = example_messages(example)
-    total = assistant = trained = 0
+    return ExampleTokens(*count_tokens(example, counter or TokenCounter(model)))
+
+
+def count_tokens(example: dict, count: TokenCounter) -> tuple[int, int, int]:
+    """(total, assistant, trained) of one example: count_example without the wrapping."""
+    if type(example) is dict and "messages" in example:
+        prompt, completion = example["messages"], ()
+        if type(prompt) is not list:
+            prompt = ()
+    else:
+        prompt, completion = example_messages(example)
+    total = TOKENS_REPLY_PRIMING
+    assistant = trained = 0
     get = count._get
     for messages in (prompt, completion):
         for message in messages:
@@ -275,11 +285,14 @@ def count_example(example: dict, model: str | None = None, counter: TokenCounter
                 assistant += written
                 if message.get("weight", 1) != 0:
                     trained += written
-    tools = example.get("tools") or example.get("functions") if isinstance(example, dict) else None
-    if tools:
-        # OpenAI renders tool schemas into the prompt in its own syntax; their JSON is a close upper bound.
-        total += count(json.dumps(tools, separators=(",", ":"), sort_keys=True))
-    return ExampleTokens(total + TOKENS_REPLY_PRIMING, assistant, trained)
+    if type(example) is dict and len(example) > 1:
+        tools = example.get("tools") or example.get("functions")
+        if not tools and type(example.get("input")) is dict:
+            tools = example["input"].get("tools")
+        if tools:
+            # OpenAI renders tool schemas into the prompt in its own syntax; their JSON is a close upper bound.
+            total += count(json.dumps(tools, separators=(",", ":"), sort_keys=True))
+    return total, assistant, trained
 
 
 def token_stats(examples: list[dict], model: str | None = None):

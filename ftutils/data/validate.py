@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ftutils.data.checks import CODES, json_kind, check_line
 from ftutils.data.report import Finding, ValidationReport
-from ftutils.data.tokens import TokenCounter, base_model, count_example, limits_for
+from ftutils.data.tokens import TokenCounter, base_model, count_tokens, limits_for
 
 __all__ = ["Finding", "ValidationReport", "validate_file", "validate_examples", "CODES", "MIN_EXAMPLES"]
 
@@ -31,10 +31,12 @@ class _Pass:
         self.method = method
         self.counter = TokenCounter(model)
         self.limits, self.limit_note = limits_for(model)
+        self.limit = self.limits.max_training_tokens
+        self._emit = self.emit  # one bound method, not one per line
         self.formats: dict[str, int] = {}   # format -> first line seen
         self.line = 0
         self.n_lines = 0
-        self.total = self.max = self.trained = self.billed = self.over = self.counted = 0
+        self.total = self.max = self.trained = self.cut = self.over = self.counted = 0
 
     def emit(self, code: str, field: str, message: str, line: int | None = -1) -> None:
         severity, fix = CODES[code]
@@ -47,24 +49,24 @@ class _Pass:
             self.emit(code or "invalid_json", "", error or "not a JSON object")
             return
         self.report.n_examples += 1
-        fmt = check_line(obj, self.emit, self.method)
+        fmt = check_line(obj, self._emit, self.method)
         if fmt == "unknown":
             return
-        self.formats.setdefault(fmt, line)
+        if fmt not in self.formats:
+            self.formats[fmt] = line
         self.counted += 1
-        tokens = count_example(obj, counter=self.counter)
-        if tokens.assistant and not tokens.trained and fmt == "chat":
+        n, assistant, trained = count_tokens(obj, self.counter)
+        if assistant and not trained and fmt == "chat":
             self.emit("no_trained_tokens", "messages", "every assistant message has weight 0")
-        n = tokens.total
         self.total += n
-        self.trained += tokens.trained
-        self.billed += min(n, self.limits.max_training_tokens)
+        self.trained += trained
         if n > self.max:
             self.max = n
-        if n > self.limits.max_training_tokens:
+        if n > self.limit:
             self.over += 1
-            self.emit("over_token_limit", "", f"{n:,} tokens, over the {self.limits.max_training_tokens:,}-token "
-                      f"training limit of {self.report.model}; {n - self.limits.max_training_tokens:,} would be cut")
+            self.cut += n - self.limit  # OpenAI truncates, so it neither trains on nor bills these
+            self.emit("over_token_limit", "", f"{n:,} tokens, over the {self.limit:,}-token "
+                      f"training limit of {self.report.model}; {n - self.limit:,} would be cut")
 
     def finish(self) -> ValidationReport:
         report, n = self.report, self.report.n_examples
@@ -86,18 +88,21 @@ class _Pass:
             if note and self.formats:
                 self.emit("approximate_token_count", "", note)
         report.tokens = {"n": self.counted, "total": self.total, "max": self.max, "mean": self.total / max(1, self.counted),
-                         "trained": self.trained, "billed_per_epoch": self.billed, "n_over_limit": self.over,
+                         "trained": self.trained, "billed_per_epoch": self.total - self.cut, "n_over_limit": self.over,
                          "limit": self.limits.max_training_tokens, "encoding": self.counter.encoding.name}
         # Findings arrive in file order except file-level ones; keep file order, file-level first.
         report.findings.sort(key=lambda f: (f.line is not None, f.line or 0))
         return report
 
 
+_DECODE = json.JSONDecoder().decode
+
+
 def _decode(raw: bytes):
     """(object, error, code) for one line. Not load.iter_jsonl: the validator wants a stable
-    code per failure, and json.loads on bytes (decoding UTF-8 itself) is the fast path."""
+    code per failure, and this is its hot path."""
     try:
-        value = json.loads(raw)
+        value = _DECODE(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
         return None, (f"not valid UTF-8 (byte {exc.object[exc.start]:#04x} at column {exc.start + 1}); "
                       "save the file as UTF-8"), "invalid_utf8"
