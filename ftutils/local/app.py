@@ -49,8 +49,9 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/health", include_in_schema=False)
     def health():
         worker = app.state.worker.proc
-        return {"status": "ok", "version": __version__,
-                "worker": "running" if worker is not None and worker.poll() is None else "stopped"}
+        alive = worker is not None and worker.poll() is None
+        return {"status": "ok", "version": __version__, "worker": "running" if alive else "stopped",
+                "worker_pid": worker.pid if alive else None}
 
     return app
 

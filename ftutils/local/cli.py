@@ -6,6 +6,7 @@ server accepts requests and goes away on a clean shut-down.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -65,6 +66,14 @@ class _Server:
             async def shutdown(self, sockets=None):
                 _remove_server_json(settings)
                 await super().shutdown(sockets=sockets)
+
+            @contextlib.contextmanager
+            def capture_signals(self):
+                # uvicorn re-raises SIGTERM/SIGINT after shutting down, so the process would
+                # end "killed by signal"; a finished clean shut-down should exit 0 instead.
+                with super().capture_signals():
+                    yield
+                    self._captured_signals.clear()
 
         return Server(config)
 

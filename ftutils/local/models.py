@@ -93,8 +93,14 @@ def tiny_config():
         vocab_size=49152, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
         num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=8192,
         rms_norm_eps=1e-5, rope_parameters={"rope_theta": 100000.0, "rope_type": "default"},
-        tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=2,
+        # No pad_token_id: the embedding layer would zero that row at init, and since it is
+        # <|im_end|> (id 2) the tied output could never predict the end of a turn.
+        tie_word_embeddings=True, bos_token_id=1, eos_token_id=2,
         hidden_act="silu", attention_bias=False, mlp_bias=False,
+        # With 64 dims, SmolLM2's 0.02 init gives embeddings so small that the tied output
+        # layer cannot tell tokens apart (every logit within ~1 of another), and a
+        # fine-tune could never become confident; a larger init keeps tests meaningful.
+        initializer_range=0.2,
     )
 
 

@@ -319,6 +319,8 @@ def main() -> int:
     with worker.exclusive():
         if not worker.shutting_down:
             worker.recover()
+            # Pay the heavy imports (transformers, peft) while idle, not inside the first job.
+            import ftutils.local.trainer  # noqa: F401
             worker.loop()
     return 0
 
