@@ -52,50 +52,6 @@ def test_launch_checks_before_sending(tmp_path):
 
 
 @pytest.mark.slow
-def test_job_watched_to_success_non_interactive(client, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("FTUTILS_INTERACTIVE", "0")
-    train_path, valid_path = write_tiny(tmp_path)
-    train = jobs.upload(client, train_path)
-    valid = jobs.upload(client, valid_path)
-    assert (train.status, train.purpose, train.filename) == ("processed", "fine-tune", "train.jsonl")
-    job = jobs.launch(client, train.id, valid.id, model="tiny-smollm2", n_epochs=2, batch_size=4,
-                      suffix="jobs-test", seed=7, metadata={"test": "ftutils"})
-    assert job.status in ("validating_files", "queued", "running")
-    job = jobs.watch(client, job.id, poll=0.5, timeout=300)
-    assert job.status == "succeeded" and job.fine_tuned_model.startswith("ft:tiny-smollm2:local:jobs-test:")
-    out = capsys.readouterr().out
-    assert f"{job.id} succeeded: {job.fine_tuned_model}" in out and "steps: 100%" in out
-
-    assert jobs.resolved_hyperparameters(job) == {"n_epochs": 2, "batch_size": 4, "learning_rate_multiplier": 2.0}
-    ev = jobs.events(client, job.id)
-    assert ev["created_at"].is_monotonic_increasing
-    total = ev[ev.type == "metrics"].iloc[-1]["data"]["total_steps"]
-    assert total == 2 * 16 // 4
-    df = metrics.job_metrics(client, job)
-    assert df["step"].tolist() == list(range(1, total + 1))
-    assert df["full_valid_loss"].notna().any()
-    cps = jobs.checkpoints(client, job.id)
-    assert len(cps) >= 1 and cps["step"].is_monotonic_increasing
-    assert all(m.startswith(job.fine_tuned_model + ":ckpt-step-") for m in cps["model"])
-    assert cps["train_loss"].notna().all()
-
-    d = diagnose(df, cps, n_epochs=2)
-    summary = metrics.summary(df)
-    runs.write_manifest(tmp_path / "run", backend="local", base_model="tiny-smollm2", job_id=job.id,
-                        files={"train": {"id": train.id, "path": str(train_path)}},
-                        hyperparameters=jobs.resolved_hyperparameters(job), status=job.status,
-                        fine_tuned_model=job.fine_tuned_model,
-                        checkpoints=[{"id": r.id, "step": int(r.step), "model": r.model} for r in cps.itertuples()],
-                        final_metrics=summary, diagnosis=d.to_dict())
-    manifest = runs.read_manifest(tmp_path / "run")
-    assert manifest["job_id"] == job.id and manifest["diagnosis"]["verdict"] == d.verdict
-    assert manifest["final_metrics"]["step"] == total
-    assert TEST_KEY not in (tmp_path / "run" / "run.json").read_text()
-    with pytest.raises(ValueError, match="never go on disk"):
-        runs.write_manifest(tmp_path / "run", backend="openai", client={"api_key": "sk-x"})
-
-
-@pytest.mark.slow
 def test_bad_file_fails_the_job_with_its_error(client, tmp_path, monkeypatch):
     monkeypatch.setenv("FTUTILS_INTERACTIVE", "0")
     train_path, _ = write_tiny(tmp_path, n_train=12, n_valid=0)
@@ -123,19 +79,52 @@ def test_cancelled_job(client, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_train_and_watch_commands(local_server, tmp_path):
+def test_train_and_watch_commands_then_read_the_job(local_server, client, tmp_path):
+    """`ftutils train` runs a job to the end; then its events, metrics, checkpoints and the
+    manifest built from them are read back through the client."""
     train_path, valid_path = write_tiny(tmp_path, seed=3)
     env = {**os.environ, "FTUTILS_INTERACTIVE": "0"}
     cmd = [sys.executable, "-m", "ftutils", "train", str(train_path), "--validation", str(valid_path),
-           "--model", "tiny-smollm2", "--epochs", "1", "--batch-size", "8", "--backend", "local", "--suffix", "cli"]
+           "--model", "tiny-smollm2", "--epochs", "2", "--batch-size", "4", "--backend", "local", "--suffix", "cli",
+           "--seed", "7"]
     out = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert "succeeded: ft:tiny-smollm2:local:cli:" in out.stdout and "Verdict:" in out.stdout
+    assert "steps: 100%" in out.stdout and "checkpoints:" in out.stdout
     assert TEST_KEY not in out.stdout + out.stderr
     job_id = next(w for w in out.stdout.split() if w.startswith("ftjob-"))
     again = subprocess.run([sys.executable, "-m", "ftutils", "watch", job_id], env=env, cwd=ROOT,
                            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert again.returncode == 0 and f"{job_id} succeeded" in again.stdout
-
     bad = subprocess.run(cmd[:5] + ["--epochs", "0"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "hyperparameters.n_epochs" in bad.stderr
+
+    job = client.fine_tuning.jobs.retrieve(job_id)
+    assert job.seed == 7 and job.fine_tuned_model.startswith("ft:tiny-smollm2:local:cli:")
+    assert jobs.resolved_hyperparameters(job) == {"n_epochs": 2, "batch_size": 4, "learning_rate_multiplier": 2.0}
+    ev = jobs.events(client, job_id)
+    assert ev["created_at"].is_monotonic_increasing
+    total = ev[ev.type == "metrics"].iloc[-1]["data"]["total_steps"]
+    assert total == 2 * 16 // 4
+    df = metrics.job_metrics(client, job)
+    assert df["step"].tolist() == list(range(1, total + 1))
+    assert df["full_valid_loss"].notna().any()
+    cps = jobs.checkpoints(client, job_id)
+    assert len(cps) >= 1 and cps["step"].is_monotonic_increasing
+    assert all(m.startswith(job.fine_tuned_model + ":ckpt-step-") for m in cps["model"])
+    assert cps["train_loss"].notna().all()
+
+    d = diagnose(df, cps, n_epochs=2)
+    summary = metrics.summary(df)
+    runs.write_manifest(tmp_path / "run", backend="local", base_model="tiny-smollm2", job_id=job.id,
+                        files={"train": {"id": job.training_file, "path": str(train_path)}},
+                        hyperparameters=jobs.resolved_hyperparameters(job), status=job.status,
+                        fine_tuned_model=job.fine_tuned_model, checkpoints=jobs.checkpoint_records(cps),
+                        final_metrics=summary, diagnosis=d.to_dict())
+    manifest = runs.read_manifest(tmp_path / "run")
+    assert manifest["job_id"] == job.id and manifest["diagnosis"]["verdict"] == d.verdict
+    assert manifest["final_metrics"]["step"] == total
+    assert manifest["checkpoints"][0]["metrics"]["train_loss"] == pytest.approx(cps["train_loss"].iloc[0])
+    assert TEST_KEY not in (tmp_path / "run" / "run.json").read_text()
+    with pytest.raises(ValueError, match="never go on disk"):
+        runs.write_manifest(tmp_path / "run", backend="openai", client={"api_key": "sk-x"})

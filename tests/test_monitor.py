@@ -1,5 +1,6 @@
 """JobMonitor without a browser: the live widget (FTUTILS_INTERACTIVE=1) updated from its
-background thread, its plain data methods, re-attaching by id, and the loss plot."""
+background thread while the same job is followed with plain progress lines, its data
+methods, re-attaching by id, cancelling, and the loss plot."""
 import time
 
 import numpy as np
@@ -16,7 +17,7 @@ from tests.test_jobs import write_tiny
 
 
 @pytest.mark.slow
-def test_live_widget_follows_a_job_to_success(client, tmp_path, monkeypatch):
+def test_job_followed_live_and_plain_to_success(client, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("FTUTILS_INTERACTIVE", "1")
     train_path, valid_path = write_tiny(tmp_path, seed=1)
     train, valid = jobs.upload(client, train_path), jobs.upload(client, valid_path)
@@ -29,7 +30,13 @@ def test_live_widget_follows_a_job_to_success(client, tmp_path, monkeypatch):
     assert time.monotonic() - started < 5  # returns while the job runs in the background
     assert monitor._thread.is_alive() and monitor.widget is not None
 
-    job = monitor.wait(timeout=300)
+    # Meanwhile the same job, followed the non-interactive way in the foreground.
+    plain = jobs.watch(client, job.id, interactive=False, poll=0.5, timeout=300)
+    assert plain.status == "succeeded"
+    out = capsys.readouterr().out
+    assert f"{job.id}: running" in out and "steps: 100%" in out and f"{job.id} succeeded: {plain.fine_tuned_model}" in out
+
+    job = monitor.wait(timeout=60)
     assert job.status == "succeeded"
 
     s = monitor.state()

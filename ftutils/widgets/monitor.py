@@ -177,28 +177,32 @@ class JobMonitor(Widget):
     def _run_plain(self, timeout, show):
         from tqdm import tqdm
 
-        bar = tqdm(total=1, file=sys.stdout, ascii=True, ncols=100, desc="steps", mininterval=0, delay=0.01)
         seen = {"status": None, "step": None}
+        bars = []  # made at the first step, so status lines before it are not mixed with a bar
 
         def update(job):
             news = self._update(job)
             s = self.state()
             if s["status"] != seen["status"]:
                 seen["status"] = s["status"]
-                bar.write(f"{time.strftime('%H:%M:%S')} {self.job_id}: {s['status']}")
+                line = f"{time.strftime('%H:%M:%S')} {self.job_id}: {s['status']}"
+                bars[0].write(line) if bars else print(line, flush=True)
             # Redraw only when the step moves: in a notebook every redraw is kept as output.
-            if s["step"] and s["step"] != seen["step"]:
+            if s["step"] and s["total_steps"] and s["step"] != seen["step"]:
                 seen["step"] = s["step"]
-                bar.total = s["total_steps"] or bar.total
-                bar.n = s["step"]
-                bar.set_postfix_str(_losses(s), refresh=False)
-                bar.refresh()
+                if not bars:
+                    bars.append(tqdm(total=s["total_steps"], file=sys.stdout, ascii=True, ncols=100,
+                                     desc="steps", mininterval=0))
+                bars[0].n = s["step"]
+                bars[0].set_postfix_str(_losses(s), refresh=False)
+                bars[0].refresh()
             return news
 
         try:
             job = jobs.follow(self.client, self.job_id, on_update=update, poll=self.poll, timeout=timeout)
         finally:
-            bar.close()
+            if bars:
+                bars[0].close()
         if job.status == "succeeded":
             print(f"{self.job_id} succeeded: {job.fine_tuned_model}")
         else:
