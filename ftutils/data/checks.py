@@ -214,7 +214,8 @@ def _check_tools(container: dict, prefix: str, emit) -> set | None:
             emit("invalid_tools", at + ".function.name", f"function name must be 1-64 of a-z, A-Z, 0-9, _ or -, got {name!r}")
         if "parameters" in fn and not isinstance(fn["parameters"], dict):
             emit("invalid_tools", at + ".function.parameters", f"must be a JSON Schema object, got {json_kind(fn['parameters'])}")
-        names.add(name)
+        if isinstance(name, str):
+            names.add(name)
     return names
 
 
@@ -247,7 +248,7 @@ def _check_messages(messages, at: str, allowed_roles, emit, tools, functions, we
     for i, message in enumerate(messages):
         if type(message) is dict and len(message) == 2:  # fast path: {role, content} with a string content
             role, content = message.get("role"), message.get("content")
-            if role in plain and type(content) is str:
+            if type(content) is str and type(role) is str and role in plain:
                 roles.append(role)
                 if not content or content.isspace() or "<|" in content:
                     _check_text(content, f"{at}[{i}]", emit)
@@ -258,10 +259,15 @@ def _check_messages(messages, at: str, allowed_roles, emit, tools, functions, we
             roles.append(None)
             continue
         role = message.get("role")
-        roles.append(role)
         if role is None:
+            roles.append(None)
             emit("missing_role", path + ".role", "the message has no role")
             continue
+        if not isinstance(role, str):
+            roles.append(None)
+            emit("unknown_role", path + ".role", f"role must be a string, got {json_kind(role)}")
+            continue
+        roles.append(role)
         if role not in allowed_roles:
             hint = " (use \"system\" in supervised and preference files)" if role == "developer" else ""
             emit("unknown_role", path + ".role", f"role {role!r} is not one of {', '.join(allowed_roles)}{hint}")

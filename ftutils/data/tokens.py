@@ -214,7 +214,8 @@ def message_tokens(message: dict, count) -> tuple[int, int]:
     role = message.get("role")
     total = TOKENS_PER_MESSAGE + (count(role) if type(role) is str else 0)
     if len(message) > 2 or type(content) is not str:  # role + content is the common case
-        for call in message.get("tool_calls") or ():
+        calls = message.get("tool_calls")
+        for call in calls if isinstance(calls, list) else ():
             fn = call.get("function") if isinstance(call, dict) else None
             if isinstance(fn, dict):
                 written += count(str(fn.get("name", ""))) + count(str(fn.get("arguments", ""))) + TOKENS_PER_MESSAGE
@@ -350,6 +351,8 @@ def truncation_preview(example: dict, model: str | None = None, limit: int | Non
     used, kept, dropped, cut_text = TOKENS_REPLY_PRIMING, [], [], ""
     for message in [*prompt, *completion]:
         n, _ = message_tokens(message, counter)
+        if not isinstance(message, dict):
+            message = {"content": ""}  # not a message at all: nothing in it to cut
         if dropped or used >= limit:
             dropped.append(message)
         elif used + n <= limit:
