@@ -6,7 +6,6 @@ prompt is every message before the final assistant message, which holds the answ
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,17 +64,13 @@ def candidates_from_manifest(manifest: dict, include_checkpoints: bool = True,
 
 
 def read_manifest(run_dir: str | Path) -> dict:
-    """run.json through ftutils.runs when it offers a reader, else the file itself."""
-    try:
-        from ftutils.runs import read_manifest as reader
-    except ImportError:
-        reader = None
-    if reader is not None:
-        return reader(run_dir)
-    path = Path(run_dir) / "run.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no manifest; run 03_train with this run_dir first")
-    return json.loads(path.read_text())
+    """run.json of `run_dir` (relative paths are the project's), which 03_train writes."""
+    from ftutils.runs import project_path, read_manifest as read
+
+    manifest = read(project_path(run_dir))
+    if not manifest:
+        raise FileNotFoundError(f"{project_path(run_dir) / 'run.json'}: no manifest; run 03_train with this run_dir first")
+    return manifest
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,11 @@ HYPERPARAMETERS = ("n_epochs", "batch_size", "learning_rate_multiplier")
 
 
 def _run_dirs(paths_or_glob) -> list[Path]:
+    from ftutils.runs import project_path
+
     items = [paths_or_glob] if isinstance(paths_or_glob, (str, Path)) else list(paths_or_glob)
     dirs: list[Path] = []
-    for item in items:
+    for item in map(project_path, items):
         matches = sorted(glob.glob(str(item))) if any(ch in str(item) for ch in "*?[") else [str(item)]
         dirs += [Path(m) for m in matches if Path(m).is_dir()]
     return sorted(set(dirs))

@@ -78,8 +78,9 @@ def write_evaluation(run_dir: str | Path, results, manifest: dict | None = None)
     """Write `evaluation.json` and `report.md` into `run_dir`; returns their paths.
 
     `results` is an Evaluation (from evaluate_run) or its `to_dict()`."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    from ftutils.runs import run_path
+
+    run_dir = run_path(run_dir)
     data = _as_dict(results)
     if manifest is None:
         manifest = getattr(results, "manifest", None)
@@ -92,7 +93,9 @@ def write_evaluation(run_dir: str | Path, results, manifest: dict | None = None)
 
 
 def read_evaluation(run_dir: str | Path) -> dict:
-    path = Path(run_dir) / "evaluation.json"
+    from ftutils.runs import project_path
+
+    path = project_path(run_dir) / "evaluation.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no evaluation; run 04_evaluate with this run_dir first")
     return json.loads(path.read_text())

@@ -163,7 +163,9 @@ def evaluate_run(run_dir: str | Path, client, backend: str | None = None, method
                  include_checkpoints: bool = True, max_test_examples: int | None = None,
                  bootstrap_samples: int = 1000, seed: int = 42, concurrency: int | None = None, log=print) -> Evaluation:
     """Evaluate the candidates of `run_dir`'s manifest on its test split (first `max_test_examples`)."""
-    run_dir = Path(run_dir)
+    from ftutils.runs import project_path
+
+    run_dir = project_path(run_dir)
     manifest = read_manifest(run_dir)
     test = load_examples(run_dir / "data" / "test.jsonl", max_test_examples)
     train_path = run_dir / "data" / "train.jsonl"
