@@ -228,3 +228,18 @@ def test_billed_tokens_are_capped_at_the_training_limit():
     limit = report.tokens["limit"]
     assert limit == 512 and sum(t > limit for t in totals) == report.tokens["n_over_limit"] == 1
     assert report.tokens["billed_per_epoch"] == sum(min(t, limit) for t in totals) < report.tokens["total"]
+
+
+def test_method_fixes_the_expected_format():
+    chat_lines = [chat(i) for i in range(10)]
+    pref = {"input": {"messages": [{"role": "user", "content": "q"}]},
+            "preferred_output": [{"role": "assistant", "content": "good"}],
+            "non_preferred_output": [{"role": "assistant", "content": "bad"}]}
+    assert validate_examples(chat_lines, method="supervised").findings == []
+    report = validate_examples(chat_lines + [pref], method="supervised")
+    assert [(f.code, f.line) for f in report.findings] == [("wrong_format", 11)]
+    report = validate_examples(chat_lines, method="dpo")
+    assert [(f.code, f.line) for f in report.findings] == [("wrong_format", n) for n in range(1, 11)]
+    assert report.first_error().message == "a chat example in a file for dpo fine-tuning, which takes preference examples"
+    with pytest.raises(ValueError, match="method must be one of"):
+        validate_examples(chat_lines, method="sft")

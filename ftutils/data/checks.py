@@ -19,6 +19,7 @@ CODES = {
     "not_jsonl": ("error", "Convert the data with ftutils.data.convert and write it with write_jsonl()."),
     "too_few_examples": ("error", "OpenAI needs at least 10 examples; 50-100 good ones usually help."),
     "mixed_formats": ("error", "Put each training method's examples in its own file."),
+    "wrong_format": ("error", "Use a file in the format of the job's method, or change the method."),
     "approximate_token_count": ("warning", None),
     # decoding one line
     "invalid_utf8": ("error", "Save the file as UTF-8."),

@@ -1,4 +1,4 @@
-"""`ftutils validate FILE [--model M] [--method reinforcement] [--json]`.
+"""`ftutils validate FILE [--model M] [--method supervised|dpo|reinforcement] [--json]`.
 
 Exit codes: 0 no errors (warnings allowed), 1 the file has errors, 2 the file cannot be opened.
 """
@@ -13,8 +13,9 @@ def register(subparsers) -> None:
                               description="Check a JSONL training file the way OpenAI does, and more.")
     p.add_argument("file", help="JSONL training file")
     p.add_argument("--model", default=None, help="base model, for token counts and limits (default gpt-4o-mini)")
-    p.add_argument("--method", choices=["reinforcement"], default=None,
-                   help="only for reinforcement files; supervised and preference lines are detected")
+    p.add_argument("--method", choices=["supervised", "dpo", "reinforcement"], default=None,
+                   help="the fine-tuning method the file is for (default: detect chat or preference per line; "
+                        "reinforcement files need this)")
     p.add_argument("--json", action="store_true", help="print the findings as a JSON list")
     p.set_defaults(func=run)
 

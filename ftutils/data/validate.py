@@ -15,9 +15,11 @@ from ftutils.data.checks import CODES, json_kind, check_line
 from ftutils.data.report import Finding, ValidationReport
 from ftutils.data.tokens import TokenCounter, base_model, count_tokens, limits_for
 
-__all__ = ["Finding", "ValidationReport", "validate_file", "validate_examples", "CODES", "MIN_EXAMPLES"]
+__all__ = ["Finding", "ValidationReport", "validate_file", "validate_examples", "CODES", "MIN_EXAMPLES", "METHOD_FORMATS"]
 
 MIN_EXAMPLES = 10  # OpenAI rejects training files with fewer
+# A job's `method.type` -> the line format its files must have.
+METHOD_FORMATS = {"supervised": "chat", "dpo": "preference", "reinforcement": "reinforcement"}
 _SNIFF = 8192
 _MAGIC = {b"PK\x03\x04": "a ZIP archive (an .xlsx or .docx?)", b"%PDF": "a PDF", b"\x1f\x8b": "gzip-compressed",
           b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"SQLite format 3": "an SQLite database"}
@@ -27,8 +29,11 @@ class _Pass:
     """State of one validation pass; `feed` each line, then `finish`."""
 
     def __init__(self, model: str | None, method: str | None, source: str | None):
+        if method is not None and method not in METHOD_FORMATS:
+            raise ValueError(f"method must be one of {', '.join(METHOD_FORMATS)} or None, got {method!r}")
         self.report = ValidationReport(source=source, model=base_model(model))
         self.method = method
+        self.expected = METHOD_FORMATS.get(method)
         self.counter = TokenCounter(model)
         self.limits, self.limit_note = limits_for(model)
         self.limit = self.limits.max_training_tokens
@@ -54,6 +59,9 @@ class _Pass:
             return
         if fmt not in self.formats:
             self.formats[fmt] = line
+        if self.expected and fmt != self.expected:
+            self.emit("wrong_format", "", f"a {fmt} example in a file for {self.method} fine-tuning, "
+                      f"which takes {self.expected} examples")
         self.counted += 1
         n, assistant, trained = count_tokens(obj, self.counter)
         if assistant and not trained and fmt == "chat":
@@ -78,7 +86,7 @@ class _Pass:
                 self.emit("not_jsonl", "", "no line is a JSON object: this does not look like a JSONL file")
         elif 0 < n < MIN_EXAMPLES:
             self.emit("too_few_examples", "", f"{n} example(s); OpenAI requires at least {MIN_EXAMPLES}")
-        if len(self.formats) > 1:
+        if len(self.formats) > 1 and not self.expected:  # with a method, wrong_format already names each line
             (first, _), *others = sorted(self.formats.items(), key=lambda kv: kv[1])
             for fmt, line in others:
                 self.emit("mixed_formats", "", f"a {fmt} example, but the file starts with {first} examples", line=line)
@@ -139,9 +147,12 @@ def _sniff(path: Path, run: _Pass) -> bool:
 def validate_file(path, model: str | None = None, method: str | None = None) -> ValidationReport:
     """Validate a JSONL training file for `model` (default gpt-4o-mini) without loading it whole.
 
-    `method` is None (detect supervised chat or preference per line) or "reinforcement"
-    (whose lines look like chat lines without the reply). Raises FileNotFoundError for a
-    missing path (IsADirectoryError for a folder); every problem with the contents is a finding."""
+    `method` is the job's method type when known ("supervised", "dpo", "reinforcement"):
+    lines of another format are then errors (`wrong_format`). None detects chat or preference
+    per line (a file mixing them is an error); reinforcement lines look like chat lines without
+    the reply, so they are only recognised with method="reinforcement". Raises
+    FileNotFoundError for a missing path (IsADirectoryError for a folder); every problem with
+    the contents is a finding."""
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"{path}: is a folder, not a file")
