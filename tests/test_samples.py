@@ -20,6 +20,8 @@ PLANTED = {2: "invalid_json", 3: "missing_messages", 4: "unknown_role", 5: "inva
            11: "legacy_prompt_completion", 12: "missing_role", 13: "missing_content", 14: "not_an_object",
            15: "empty_messages"}
 CLEAN_LINES = {1, 7, 16, 17}
+# (original id, edited copy id) of the near duplicates make_samples.py planted.
+PLANTED_NEAR = [("t0194", "t0219"), ("t0159", "t0308"), ("t0096", "t0312")]
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +56,11 @@ def test_tickets_hold_exact_and_near_duplicates(tickets):
 def test_hygiene_finds_the_planted_duplicates_and_the_rare_class(tickets):
     examples = from_text_label(tickets, id="id", system_prompt="Classify the ticket.")
     pairs = hygiene.find_duplicates(examples)
-    assert (pairs["kind"] == "exact").sum() == 8
-    assert (pairs["kind"] == "near").sum() >= 3  # the planted typo/word edits, plus natural ones
+    ids = tickets["id"].tolist()
+    found = {(ids[a - 1], ids[b - 1]): kind for a, b, kind in zip(pairs["line_a"], pairs["line_b"], pairs["kind"])}
+    assert list(found.values()).count("exact") == 8
+    # the planted typo, appended phrase and inserted word (natural near duplicates come on top)
+    assert {found.get(p) for p in PLANTED_NEAR} == {"near"}
     assert pairs["same_answer"].all()
     duplicate_lines = {f.line for f in advice.advise(examples).findings if f.code == "duplicate_example"}
     assert len(duplicate_lines) == 8
