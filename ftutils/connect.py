@@ -124,7 +124,10 @@ def _prompt_key() -> str | None:
     """Ask for the key without echoing it. In Jupyter, getpass renders a password box (a
     widget cannot block the running cell until it is filled); elsewhere it needs a terminal."""
     if interactive() or sys.stdin is not None and sys.stdin.isatty():
-        key = getpass.getpass("OpenAI API key (input hidden): ").strip()
+        try:
+            key = getpass.getpass("OpenAI API key (input hidden): ").strip()
+        except Exception:  # a kernel without stdin (nbclient) refuses input requests
+            return None
         return key or None
     return None
 

@@ -146,3 +146,48 @@ def test_autostart_reuse_and_stop_at_exit(tmp_path):
         httpx.get(info["url"].removesuffix("/v1") + "/health", timeout=2)
     with pytest.raises(ProcessLookupError):
         os.kill(info["pid"], 0)
+
+
+def test_password_prompt_in_a_terminal_is_not_echoed(local_server, tmp_path):
+    """No key anywhere and backend "openai": connect() asks on the terminal, hidden."""
+    import fcntl
+    import pty
+    import termios
+    import time
+
+    script = textwrap.dedent("""
+        import json
+        from ftutils.connect import check, connect
+        conn = connect("openai", env_file=None)
+        print("RESULT " + json.dumps({"source": conn.key_source, "masked": conn.masked_key, "ok": check(conn).ok}))
+    """)
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "FTUTILS_BACKEND")}
+    env.update(OPENAI_BASE_URL=local_server.base_url, FTUTILS_INTERACTIVE="0")
+    master, slave = pty.openpty()
+
+    def own_terminal():  # getpass reads /dev/tty: make the pty this process's terminal
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen([sys.executable, "-c", script], stdin=slave, stdout=slave, stderr=slave, env=env,
+                            cwd=ROOT, start_new_session=True, preexec_fn=own_terminal)
+    os.close(slave)
+    seen, sent = b"", False
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+        if not sent and b"OpenAI API key (input hidden):" in seen:
+            os.write(master, TEST_KEY.encode() + b"\n")
+            sent = True
+    proc.wait(timeout=30)
+    os.close(master)
+    text = seen.decode(errors="replace")
+    assert sent and proc.returncode == 0, text[-2000:]
+    assert TEST_KEY not in text  # not echoed, not printed
+    info = json.loads(text.split("RESULT ", 1)[1].splitlines()[0])
+    assert info == {"source": "prompt", "masked": "ftu…cdef", "ok": True}

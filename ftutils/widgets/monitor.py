@@ -191,8 +191,10 @@ class JobMonitor(Widget):
             if s["step"] and s["total_steps"] and s["step"] != seen["step"]:
                 seen["step"] = s["step"]
                 if not bars:
-                    bars.append(tqdm(total=s["total_steps"], file=sys.stdout, ascii=True, ncols=100,
-                                     desc="steps", mininterval=0))
+                    # No rate: polls see steps in bursts, so an it/s figure would be noise.
+                    bars.append(tqdm(total=s["total_steps"], file=sys.stdout, ascii=True, ncols=100, desc="steps",
+                                     mininterval=0, bar_format="{desc}: {percentage:3.0f}%|{bar}| {n}/{total} "
+                                                               "[{elapsed}{postfix}]"))
                 bars[0].n = s["step"]
                 bars[0].set_postfix_str(_losses(s), refresh=False)
                 bars[0].refresh()
