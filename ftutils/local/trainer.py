@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ftutils.local import chatdata
-from ftutils.local.models import load_base
+from ftutils.local.models import TINY, load_base
 
 STATE_FILE = "trainer_state.pt"
 WARMUP_FRACTION = 0.05
@@ -78,6 +78,10 @@ class TrainConfig:
     cut (with a warning) rather than slowing the whole job."""
     use_bf16: bool | str = "auto"
     """bf16 autocast: "auto" uses it where the hardware computes bf16 natively."""
+    num_threads: int | None = None
+    """CPU threads for the run (restored after). None: 1 for tiny-smollm2, whose matmuls
+    are too small to split (and whose second thread, on a CPU shared with the API
+    process, mostly waits: we measured tiny ops 100x slower that way), else torch's own."""
 
     def __post_init__(self):
         for name in ("n_epochs", "batch_size", "lora_r", "lora_alpha", "eval_every", "max_length"):
@@ -90,6 +94,9 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
         if not 0 <= self.lora_dropout < 1:
             raise ValueError(f"lora_dropout must be in [0, 1), got {self.lora_dropout!r}")
+        if self.num_threads is not None and (isinstance(self.num_threads, bool) or not isinstance(self.num_threads, int)
+                                             or self.num_threads < 1):
+            raise ValueError(f"num_threads must be a positive integer or None, got {self.num_threads!r}")
         if self.use_bf16 not in (True, False, "auto"):
             raise ValueError(f"use_bf16 must be True, False or 'auto', got {self.use_bf16!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
@@ -151,6 +158,17 @@ class TrainResult:
 
 
 def train(config: TrainConfig, sink: TrainSink) -> TrainResult:
+    threads = config.num_threads or (1 if config.base_model == TINY else None)
+    saved_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        return _train(config, sink)
+    finally:
+        torch.set_num_threads(saved_threads)
+
+
+def _train(config: TrainConfig, sink: TrainSink) -> TrainResult:
     torch.manual_seed(config.seed)
     model, tokenizer = load_base(config.base_model, config.data_dir, config.extra_models)
     train_set = _load_examples(config.train_file, tokenizer, config, sink, "training")
