@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ftutils.data.checks import CODES, json_kind, check_line
+from ftutils.data.checks import check_line, json_kind
+from ftutils.data.codes import CODES
 from ftutils.data.report import Finding, ValidationReport
 from ftutils.data.tokens import TokenCounter, base_model, count_tokens, limits_for
 
