@@ -60,6 +60,7 @@ class DatasetBrowser(Widget):
             raise ValueError(f"stats has {len(stats)} rows but there are {len(self.examples)} examples; "
                              "pass token_stats() of these same examples")
         self._stats = stats
+        self._lengths: list[int] | None = None
         self.codes_by_index: dict[int, list[str]] = defaultdict(list)
         self.messages_by_index: dict[int, list[str]] = defaultdict(list)  # shown on hover in the live UI
         for f in _findings_of(findings):
@@ -75,11 +76,14 @@ class DatasetBrowser(Widget):
 
     @property
     def n_tokens(self) -> list[int]:
-        if self._stats is None:
-            from ftutils.data.tokens import token_stats  # only when a length is asked for
+        """Tokens per example, counted once (on first use when no `stats` were given)."""
+        if self._lengths is None:
+            if self._stats is None:
+                from ftutils.data.tokens import token_stats
 
-            self._stats = token_stats(self.examples, self.model)
-        return [int(n) for n in self._stats["n_tokens"]]
+                self._stats = token_stats(self.examples, self.model)
+            self._lengths = [int(n) for n in self._stats["n_tokens"]]
+        return self._lengths
 
     @property
     def labels(self) -> list[str]:
