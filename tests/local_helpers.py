@@ -124,3 +124,20 @@ def checked_client(server, recorder: SpecRecorder, **kwargs):
 
     http = httpx.Client(event_hooks={"response": [recorder]}, timeout=120)
     return openai.OpenAI(base_url=server.base_url, api_key=server.api_key, http_client=http, max_retries=0, **kwargs)
+
+
+def warm_model_cache(shared_dir: Path, data_dir: Path) -> None:
+    """Give a fresh data dir the converted base-model files another one already has.
+
+    The first load in a data dir converts the tokenizer out of the GGUF (~15 s on a busy
+    CPU); a test about restarts need not pay that again. The cache is written once and
+    never changed, so hard links are safe and instant. A model is still really loaded."""
+    import os
+    import shutil
+
+    from ftutils.local.models import load_base
+
+    load_base("tiny-smollm2", shared_dir)  # converts once per session (file-locked), else a no-op
+    for folder in (shared_dir / "models").iterdir():
+        if folder.is_dir() and not folder.name.startswith("."):
+            shutil.copytree(folder, data_dir / "models" / folder.name, copy_function=os.link, dirs_exist_ok=True)

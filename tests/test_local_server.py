@@ -19,7 +19,7 @@ import openai
 import pytest
 
 from tests.conftest import ROOT, start_server, stop_server
-from tests.local_helpers import chat_lines, wait_for, wait_until, write_jsonl
+from tests.local_helpers import chat_lines, wait_for, wait_until, warm_model_cache, write_jsonl
 
 
 def health(server) -> dict:
@@ -48,8 +48,9 @@ def steps_of(client, job_id):
 
 
 @pytest.mark.slow
-def test_key_file_port_clash_upload_limit_and_clean_shutdown(tmp_path):
+def test_key_file_port_clash_upload_limit_and_clean_shutdown(tmp_path, local_server):
     data = tmp_path / "srv"
+    warm_model_cache(local_server.data_dir, data)
     server = start_server(data, env={"FTUTILS_API_KEY": "", "FTUTILS_MAX_UPLOAD_BYTES": "2000"})
     try:
         key_file = data / "api_key"
@@ -96,8 +97,9 @@ def test_key_file_port_clash_upload_limit_and_clean_shutdown(tmp_path):
 
 
 @pytest.mark.slow
-def test_crashes_mid_job_lose_nothing(tmp_path):
+def test_crashes_mid_job_lose_nothing(tmp_path, local_server):
     data = tmp_path / "srv"
+    warm_model_cache(local_server.data_dir, data)
     server = start_server(data)
     try:
         client = server.client(max_retries=0)
