@@ -97,7 +97,7 @@ def test_confusion_widget_cells_list_their_items(ev, monkeypatch):
     with pytest.raises(KeyError, match="'cat' is not one of"):
         cm.cell("cat", "billing")
     monkeypatch.setenv("FTUTILS_INTERACTIVE", "0")
-    assert isinstance(cm.static(), Figure)
+    assert cm.static().equals(cm.matrix())
 
     ui = cm.build()  # the live form, exercised through its buttons without a browser
     grid, out = ui.children[1], ui.children[2]
@@ -121,3 +121,17 @@ def test_error_explorer_filters_and_shows_conversations(ev):
     true, pred = ui.children[1].children
     true.value = "billing"
     assert ui.children[2].outputs[0]["data"]["text/html"].count("<pre") == 3
+
+
+def test_explain_class_works_precision_recall_f1_out_of_the_matrix(ev):
+    from ftutils.evaluate.report import explain_class
+
+    text = explain_class(ev.metrics("fine-tuned"), "billing").splitlines()
+    # fine-tuned: billing items t00, t01 read as refund (12/14 right); t20 (shipping) read as billing.
+    assert text[0].startswith("Recall of 'billing': of the 14 test items that really are billing, the model said "
+                              "billing for 12: 12/14 = 0.857")
+    assert "the model said billing 12 times, 12 of them rightly: 12/12 = 1.000" in text[1]
+    assert f"= {ev.metrics('fine-tuned')['per_class']['billing']['f1']:.3f}" in text[2]
+    assert "of the 3 classes" in text[3] and "(0.925, the diagonal over all 40 items)" in text[3]
+    frame = ev.paired_frame()
+    assert frame[["model", "against"]].values.tolist() == [["fine-tuned", "base"], ["fine-tuned", "tfidf-logreg"]]

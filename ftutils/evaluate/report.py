@@ -74,6 +74,27 @@ def render_markdown(evaluation: dict, manifest: dict | None = None) -> str:
     return "\n".join(out) + "\n"
 
 
+def explain_class(metrics: dict, label: str) -> str:
+    """Precision, recall and F1 of one class worked out from its confusion matrix, in words."""
+    conf = metrics["confusion"]
+    i, j = conf["labels"].index(label), conf["columns"].index(label)
+    tp = conf["matrix"][i][j]
+    actual = sum(conf["matrix"][i])
+    said = sum(row[j] for row in conf["matrix"])
+    c = metrics["per_class"][label]
+    present = [lab for lab, v in metrics["per_class"].items() if v["support"]]
+    return "\n".join([
+        f"Recall of {label!r}: of the {actual} test items that really are {label}, the model said {label} for {tp}: "
+        f"{tp}/{actual} = {c['recall']:.3f} (the row of {label}).",
+        f"Precision of {label!r}: the model said {label} {said} times, {tp} of them rightly: "
+        f"{tp}/{said} = {c['precision']:.3f} (the column of {label}).",
+        f"F1 of {label!r}: 2 x precision x recall / (precision + recall) = {c['f1']:.3f}; it is high only when both are.",
+        f"Macro F1 is the plain mean of the F1 of the {len(present)} classes in the test items = {metrics['macro_f1']:.3f}: "
+        "a rare class counts as much as a common one, unlike accuracy "
+        f"({metrics['accuracy']:.3f}, the diagonal over all {metrics['n']} items).",
+    ])
+
+
 def write_evaluation(run_dir: str | Path, results, manifest: dict | None = None) -> dict:
     """Write `evaluation.json` and `report.md` into `run_dir`; returns their paths.
 

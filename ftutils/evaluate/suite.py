@@ -66,6 +66,16 @@ class Evaluation:
                          "tokens_per_request": m["tokens"]["per_request"], "model": r.candidate.model})
         return pd.DataFrame(rows).set_index("candidate")
 
+    def paired_frame(self) -> pd.DataFrame:
+        """One row per paired comparison: the fine-tune ("model") against another on the same items."""
+        return pd.DataFrame([{"model": p["b"], "against": p["a"], "n": p["mcnemar"]["n"],
+                              "accuracy": p["mcnemar"]["accuracy_b"], "accuracy_against": p["mcnemar"]["accuracy_a"],
+                              "only_model_right": p["mcnemar"]["only_b_correct"],
+                              "only_against_right": p["mcnemar"]["only_a_correct"],
+                              "mcnemar_p": p["mcnemar"]["p_value"], "macro_f1_diff": p["bootstrap"]["macro_f1_diff"],
+                              "macro_f1_diff_lo": p["bootstrap"]["macro_f1_diff_ci"][0],
+                              "macro_f1_diff_hi": p["bootstrap"]["macro_f1_diff_ci"][1]} for p in self.paired])
+
     def per_class_f1(self) -> pd.DataFrame:
         """Rows: labels; columns: candidates."""
         return pd.DataFrame({name: {lab: v["f1"] for lab, v in r.metrics["per_class"].items()}

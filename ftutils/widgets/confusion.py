@@ -2,7 +2,7 @@
 test items behind it, so "billing read as refund, 4 times" becomes four messages to read.
 
     cm = ConfusionWidget.from_evaluation(evaluation, "fine-tuned")
-    cm                              # live grid in JupyterLab, the matrix and its figure elsewhere
+    cm                              # live grid in JupyterLab, the matrix as a table elsewhere
     cm.matrix()                     # -> DataFrame of counts (rows: true, columns: predicted)
     cm.cell("billing", "refund")    # -> DataFrame of those items: id, text, raw answer
 """
@@ -51,9 +51,8 @@ class ConfusionWidget(Widget):
         return rows[CELL_COLUMNS].reset_index(drop=True)
 
     def static(self):
-        from ftutils.plots.evaluation import plot_confusion
-
-        return plot_confusion(self.matrix(), title=f"Confusion matrix {self.title}".strip())
+        """The counts as a table: exact numbers, and it renders under any matplotlib backend."""
+        return self.matrix()
 
     def build(self):
         import ipywidgets as w
