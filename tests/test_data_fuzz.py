@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from ftutils.data.checks import CODES
+from ftutils.data.codes import CODES
 from ftutils.data.tokens import count_example, token_stats, truncation_preview
 from ftutils.data.validate import validate_examples, validate_file
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ftutils.data.checks import CODES
+from ftutils.data.codes import CODES
 from ftutils.data.validate import Finding, ValidationReport, validate_examples, validate_file
 
 MALFORMED = Path(__file__).parent / "data" / "malformed"
@@ -243,3 +243,14 @@ def test_method_fixes_the_expected_format():
     assert report.first_error().message == "a chat example in a file for dpo fine-tuning, which takes preference examples"
     with pytest.raises(ValueError, match="method must be one of"):
         validate_examples(chat_lines, method="sft")
+
+
+def test_converter_keys_are_fine_in_memory_but_not_in_a_file(tmp_path):
+    examples = [{**chat(i), "id": f"t{i}", "label": "billing"} for i in range(10)]
+    assert validate_examples(examples).findings == []
+    assert examples[0]["id"] == "t0"  # the caller's examples are untouched
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in examples))
+    report = validate_file(path)
+    assert report.ok and report.counts["unrecognized_key"] == 20
+    assert {(f.line, f.field) for f in report.findings} == {(n, k) for n in range(1, 11) for k in ("id", "label")}

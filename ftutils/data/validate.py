@@ -19,6 +19,7 @@ from ftutils.data.tokens import TokenCounter, base_model, count_tokens, limits_f
 __all__ = ["Finding", "ValidationReport", "validate_file", "validate_examples", "CODES", "MIN_EXAMPLES", "METHOD_FORMATS"]
 
 MIN_EXAMPLES = 10  # OpenAI rejects training files with fewer
+META_KEYS = frozenset(("id", "label"))  # what ftutils.data.convert adds to examples (see docs/architecture.md)
 # A job's `method.type` -> the line format its files must have.
 METHOD_FORMATS = {"supervised": "chat", "dpo": "preference", "reinforcement": "reinforcement"}
 _SNIFF = 8192
@@ -170,10 +171,15 @@ def validate_file(path, model: str | None = None, method: str | None = None) -> 
 
 
 def validate_examples(examples, model: str | None = None, method: str | None = None) -> ValidationReport:
-    """Validate in-memory examples; `line` in findings is the 1-based position in the list."""
+    """Validate in-memory examples; `line` in findings is the 1-based position in the list.
+
+    The converters' top-level "id" and "label" are not flagged here: write_jsonl(strict=True)
+    drops them, and validate_file flags them if they reach a training file anyway."""
     run = _Pass(model, method, None)
     for number, example in enumerate(examples, 1):
         if isinstance(example, dict):
+            if not META_KEYS.isdisjoint(example):  # ftutils' own keys, dropped by write_jsonl(strict=True)
+                example = {k: v for k, v in example.items() if k not in META_KEYS}
             run.feed(number, example)
         else:
             kind = type(example).__name__
