@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import tiktoken
@@ -162,3 +163,15 @@ def test_counter_cache_is_bounded():
     for i in range(35):
         assert counter(f"text {i}") == len(counter.encoding.encode_ordinary(f"text {i}"))
     assert len(counter._cache) <= 10
+
+
+def test_unwritable_cache_falls_back_to_the_temp_dir(tmp_path, monkeypatch):
+    import tempfile
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should go")
+    monkeypatch.delenv("TIKTOKEN_CACHE_DIR")
+    monkeypatch.setenv("FTUTILS_CACHE", str(blocker))
+    folder = T.ensure_offline_encodings()
+    assert folder == Path(tempfile.gettempdir()) / "ftutils-tiktoken"
+    assert T._holds_encodings(folder) and os.environ["TIKTOKEN_CACHE_DIR"] == str(folder)
