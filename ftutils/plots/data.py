@@ -44,17 +44,14 @@ def token_histogram(lengths: Iterable[int], limit: int | None = None,
                 patch.set_facecolor(HIGHLIGHT)
         ax.axvline(limit, color=HIGHLIGHT, linestyle="--", linewidth=1.5,
                    label=f"limit {limit:,} tokens ({n_over} over)")
-        ax.legend(loc="upper right", frameon=False)
-    elif limit is not None:
-        ax.text(0.98, 0.95, f"limit {limit:,} tokens: far right, off the chart ({n_over} over)",
-                transform=ax.transAxes, ha="right", va="top", fontsize=9, color=HIGHLIGHT)
-    ax.axvline(np.median(values), color="black", linewidth=1, alpha=0.6)
-    ax.text(np.median(values), counts.max() * 1.02, f" median {np.median(values):,.0f}",
-            fontsize=8, va="bottom")
-    ax.set_xlabel("tokens per example")
+    ax.axvline(np.median(values), color="black", linewidth=1, alpha=0.6, label=f"median {np.median(values):,.0f}")
+    # Above the bars (the y range leaves room), so it never hides one.
+    ax.legend(loc="upper center", ncol=2, frameon=False, fontsize=9)
+    far = f"  (training limit {limit:,}: far to the right, {n_over} over)" if limit is not None and not draw_limit else ""
+    ax.set_xlabel("tokens per example" + far)
     ax.set_ylabel("examples")
     ax.set_title(f"{title} (n={values.size:,}, max {values.max():,.0f})")
-    ax.set_ylim(0, counts.max() * 1.15)
+    ax.set_ylim(0, counts.max() * 1.3)
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     plt.close(fig)
