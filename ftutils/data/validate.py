@@ -162,11 +162,21 @@ def validate_file(path, model: str | None = None, method: str | None = None) -> 
         raise FileNotFoundError(f"{path}: no such file")
     run = _Pass(model, method, str(path))
     if _sniff(path, run):
+        feed = run.feed
         with open(path, "rb") as f:
-            for number, raw in enumerate(f, 1):
-                if number == 1 and raw.startswith(b"\xef\xbb\xbf"):  # UTF-8 BOM (Excel, Notepad)
-                    raw = raw[3:]
-                run.feed(number, *_decode(raw))
+            first = f.readline()
+            if first.startswith(b"\xef\xbb\xbf"):  # UTF-8 BOM (Excel, Notepad)
+                first = first[3:]
+            feed(1, *_decode(first))
+            for number, raw in enumerate(f, 2):
+                try:  # the good line inline; any failure is re-decoded slowly to say why
+                    obj = _DECODE(raw.decode("utf-8"))
+                except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError
+                    obj = None
+                if type(obj) is dict:
+                    feed(number, obj)
+                else:
+                    feed(number, *_decode(raw))
     return run.finish()
 
 
