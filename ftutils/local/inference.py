@@ -25,6 +25,7 @@ from ftutils.local.models import BASE_MODELS, load_base
 
 DEFAULT_MAX_TOKENS = 256
 MAX_TOP_LOGPROBS = 20  # OpenAI's limit
+SMALL_MODEL_PARAMS = 20_000_000  # below this a forward pass runs on one thread
 
 
 @dataclass
@@ -269,6 +270,21 @@ class _Vocab:
 
 def _step(model, ids, cache):
     """Next-token logits (fp32, on the CPU) after `ids`, and the grown KV cache."""
+    small = model.device.type == "cpu" and sum(p.numel() for p in model.parameters()) < SMALL_MODEL_PARAMS
+    if small:
+        # A tiny model's matmuls are too small to split across threads, and on a CPU shared
+        # with the training worker the second thread mostly waits (we saw 100x slower ops).
+        # Callers hold the compute lock, so no other forward pass sees this setting.
+        saved = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return _forward(model, ids, cache)
+        finally:
+            torch.set_num_threads(saved)
+    return _forward(model, ids, cache)
+
+
+def _forward(model, ids, cache):
     params = inspect.signature(model.forward).parameters
     # transformers 5 renamed past_key_values to cache; take whichever this version has.
     name = "cache" if "cache" in params else "past_key_values"
