@@ -102,3 +102,10 @@ def test_readme_lists_the_same_lines_and_codes():
     readme = (SAMPLES / "README.md").read_text()
     rows = re.findall(r"^\| (\d+) \|.*\| `([a-z_]+)` \| (error|warning) \|$", readme, re.M)
     assert {int(line): code for line, code, _ in rows} == PLANTED
+
+
+def test_readme_label_table_matches_the_csv(tickets):
+    readme = (SAMPLES / "README.md").read_text()
+    rows = re.findall(r"^\| ([a-z_]+) \| (\d+) \| [\d.]+ % \|$", readme, re.M)
+    assert {label: int(n) for label, n in rows} == tickets["label"].value_counts().to_dict()
+    assert f"{len(tickets)} rows" in readme
