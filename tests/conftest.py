@@ -29,6 +29,8 @@ def _isolated_env(tmp_path_factory):
         os.environ.pop(name, None)
     os.environ["FTUTILS_DATA_DIR"] = str(home / "local")
     os.environ.setdefault("MPLBACKEND", "Agg")
+    # Nobody clicks in a test: widgets render their static form unless a test says otherwise.
+    os.environ["FTUTILS_INTERACTIVE"] = "0"
     yield
     os.environ.clear()
     os.environ.update(saved)
