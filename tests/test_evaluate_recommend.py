@@ -67,8 +67,8 @@ def test_strong_fine_tune_with_better_checkpoint_and_confusions():
     assert "beats the TF-IDF baseline" in base.message
 
     [unparse] = by_kind(ev, "unparseable")
-    assert unparse.evidence == {"candidate": "base", "unparseable": 7, "n": 40, "examples": ["Sure! Here"] * 2}
-    assert "7 of 40 (18%)" in unparse.message
+    assert unparse.evidence == {"candidates": {"base": 7}, "n": 40, "examples": ["Sure! Here"] * 3}
+    assert unparse.message.startswith("Many answers name no label: base 7 of 40 (18%); e.g. 'Sure! Here'")
 
     # The chosen model is step-10: billing read as refund 3 times out of 14, quoted with examples.
     [conf] = by_kind(ev, "confusion")
@@ -82,14 +82,18 @@ def test_baseline_that_matches_and_a_fine_tune_no_better_than_base():
     ev = evaluation({
         "base": ("base", None, preds({0: "refund", 15: "billing", 30: "refund"})),
         "fine-tuned": ("fine_tuned", None, preds({0: "refund", 16: "billing"})),
-        "tfidf-logreg": ("baseline", None, preds({1: "refund"}, method="baseline")),
+        "tfidf-logreg": ("baseline", None, preds({1: "refund", 17: "billing"}, method="baseline")),
     })
     [sig] = by_kind(ev, "significance")
     assert sig.message.startswith("The fine-tuned model is not significantly better than the base model")
     assert sig.evidence["p_value"] == pytest.approx(1.0)
     [base] = by_kind(ev, "baseline")
-    assert "matches the fine-tuned model" in base.message and "not paying for itself" in base.message
-    assert f"{ev.metrics('tfidf-logreg')['macro_f1']:.3f}" in base.message
+    assert "baseline matches the fine-tuned model" in base.message and "not paying for itself" in base.message
+    assert f"(macro F1 {ev.metrics('tfidf-logreg')['macro_f1']:.3f} vs {ev.metrics('fine-tuned')['macro_f1']:.3f}" in base.message
+    better = evaluation({"fine-tuned": ("fine_tuned", None, preds({0: "refund", 16: "billing", 30: "refund"})),
+                         "tfidf-logreg": ("baseline", None, preds(method="baseline"))})
+    assert "baseline beats the fine-tuned model" in by_kind(better, "baseline")[0].message
+    assert better.best == "tfidf-logreg"
     assert not by_kind(ev, "checkpoint") and not by_kind(ev, "unparseable") and not by_kind(ev, "confusion")
     assert not by_kind(ev, "training")
 
@@ -101,8 +105,19 @@ def test_worse_fine_tune_weak_class_and_method_fallback():
     [sig] = by_kind(ev, "significance")
     assert "significantly WORSE" in sig.message
     [weak] = by_kind(ev, "weak_class")
-    assert weak.evidence["label"] == "shipping" and "recall 0.00" in weak.message
+    assert list(weak.evidence["classes"]) == ["shipping"]
+    assert weak.message == ("fine-tuned: class 'shipping' (recall 0.00, F1 0.00, 13 items) needs more "
+                            "(and more varied) training examples.")
     [method] = by_kind(ev, "method")
     assert method.message == ("fine-tuned was evaluated by generate although score was asked: "
                               "labels share a first token: used generation.")
     assert [r.kind for r in ev.recommendations][:2] == ["significance", "confusion"]
+
+
+def test_ties_go_to_the_cheaper_model():
+    same = {"fine-tuned": ("fine_tuned", 20, preds({0: "refund"})), "step-10": ("checkpoint", 10, preds({1: "refund"})),
+            "step-15": ("checkpoint", 15, preds({2: "refund"}))}
+    ev = evaluation(same)
+    assert ev.best == "fine-tuned" and by_kind(ev, "checkpoint")[0].evidence["best"] == "fine-tuned"
+    assert evaluation({**same, "base": ("base", None, preds({3: "refund"}))}).best == "base"
+    assert evaluation({"step-10": same["step-10"], "step-15": same["step-15"]}).best == "step-15"

@@ -49,12 +49,15 @@ def candidates_from_manifest(manifest: dict, include_checkpoints: bool = True,
     final = manifest.get("fine_tuned_model")
     checkpoints = sorted((c for c in manifest.get("checkpoints") or [] if c.get("model")),
                          key=lambda c: _step_of(c) or 0)
+    final_step = (manifest.get("final_metrics") or {}).get("step")
+    final_step = int(final_step) if final and final_step is not None else None
     if final:
-        final_step = (manifest.get("final_metrics") or {}).get("step")
-        out.append(Candidate("fine-tuned", final, "fine_tuned", int(final_step) if final_step is not None else None))
+        out.append(Candidate("fine-tuned", final, "fine_tuned", final_step))
     if include_checkpoints:
         for ckpt in checkpoints:
-            if ckpt["model"] == final:  # OpenAI may list the final model among its checkpoints
+            # The last checkpoint holds the final model's weights under another id: evaluating
+            # it again would only cost another model load and give the same answers.
+            if ckpt["model"] == final or (final_step is not None and _step_of(ckpt) == final_step):
                 continue
             step = _step_of(ckpt)
             out.append(Candidate(f"step-{step}", ckpt["model"], "checkpoint", step))

@@ -41,10 +41,18 @@ def _paired(evaluation: dict, a: str, b: str) -> dict | None:
     return next((p for p in evaluation.get("paired", []) if p["a"] == a and p["b"] == b), None)
 
 
+# On a tie the cheaper model wins: no model at all, then no fine-tune, then the final model,
+# then the latest checkpoint.
+_TIE_ORDER = {"baseline": 0, "base": 1, "fine_tuned": 2, "checkpoint": 3}
+
+
+def _rank(candidate: dict):
+    return (candidate["metrics"]["macro_f1"], -_TIE_ORDER[candidate["kind"]], candidate.get("step") or 0)
+
+
 def best_candidate(evaluation: dict, kinds=LLM_KINDS + ("baseline",)) -> dict | None:
-    """Highest macro F1; on a tie the simpler or later model wins (list order: base, final, checkpoints, baseline)."""
-    pool = _by_kind(evaluation, *kinds)
-    return max(reversed(pool), key=lambda c: c["metrics"]["macro_f1"], default=None)
+    """Highest macro F1 among `kinds`; ties go to the cheaper model (see _TIE_ORDER)."""
+    return max(_by_kind(evaluation, *kinds), key=_rank, default=None)
 
 
 def _checkpoint(evaluation: dict) -> list[Recommendation]:
@@ -52,7 +60,7 @@ def _checkpoint(evaluation: dict) -> list[Recommendation]:
     tuned = _by_kind(evaluation, "fine_tuned", "checkpoint")
     if final is None or len(tuned) < 2:
         return []
-    best = max(tuned, key=lambda c: (c["metrics"]["macro_f1"], c["kind"] == "fine_tuned"))
+    best = max(tuned, key=_rank)
     f_best, f_final = best["metrics"]["macro_f1"], final["metrics"]["macro_f1"]
     evidence = {"best": best["name"], "best_macro_f1": f_best, "final_macro_f1": f_final, "step": best.get("step")}
     if best is final or f_best - f_final < CHECKPOINT_MARGIN:
@@ -93,7 +101,8 @@ def _baseline(evaluation: dict) -> list[Recommendation]:
     f_base, f_tuned = base["metrics"]["macro_f1"], tuned["metrics"]["macro_f1"]
     evidence = {"baseline_macro_f1": f_base, "fine_tuned": tuned["name"], "fine_tuned_macro_f1": f_tuned}
     if f_base >= f_tuned - BASELINE_MARGIN:
-        return [Recommendation("baseline", f"The TF-IDF + logistic-regression baseline matches the fine-tuned model "
+        verb = "beats" if f_base > f_tuned + BASELINE_MARGIN else "matches"
+        return [Recommendation("baseline", f"The TF-IDF + logistic-regression baseline {verb} the fine-tuned model "
                                f"(macro F1 {f_base:.3f} vs {f_tuned:.3f} for {tuned['name']}): fine-tuning is not paying "
                                "for itself here; the baseline is cheaper and faster to serve.", evidence)]
     return [Recommendation("baseline", f"The fine-tuned model ({tuned['name']}) beats the TF-IDF baseline by "
@@ -101,22 +110,24 @@ def _baseline(evaluation: dict) -> list[Recommendation]:
 
 
 def _unparseable(evaluation: dict) -> list[Recommendation]:
-    out = []
     labels = evaluation.get("labels", [])
-    for cand in _by_kind(evaluation, *LLM_KINDS):
-        n, k = cand["metrics"]["n"], cand["metrics"]["unparseable"]
-        if n and k / n > UNPARSEABLE_SHARE:
-            samples = [p["raw"] for p in evaluation.get("predictions", {}).get(cand["name"], [])
-                       if p.get("pred") is None][:2]
-            shown = "; ".join(repr(s[:60]) for s in samples)
-            fixes = (["score labels by log-probability (method='score')"] if cand.get("method") == "generate" else [])
-            fixes += [f"say 'Answer with exactly one of: {', '.join(labels)}' in the system prompt",
-                      "train longer so the format is learnt"]
-            fix = ", ".join(fixes[:-1]) + " or " + fixes[-1]
-            out.append(Recommendation("unparseable", f"Many unparseable answers from {cand['name']}: {k} of {n} ({k / n:.0%})"
-                                      f"{', e.g. ' + shown if shown else ''}. {fix[0].upper() + fix[1:]}.",
-                                      {"candidate": cand["name"], "unparseable": k, "n": n, "examples": samples}))
-    return out
+    many = [c for c in _by_kind(evaluation, *LLM_KINDS)
+            if c["metrics"]["n"] and c["metrics"]["unparseable"] / c["metrics"]["n"] > UNPARSEABLE_SHARE]
+    if not many:
+        return []
+    counts = ", ".join(f"{c['name']} {c['metrics']['unparseable']} of {c['metrics']['n']} "
+                       f"({c['metrics']['unparseable'] / c['metrics']['n']:.0%})" for c in many)
+    samples = [p["raw"] for c in many for p in evaluation.get("predictions", {}).get(c["name"], [])
+               if p.get("pred") is None][:3]
+    shown = "; ".join(repr(s[:60]) for s in samples)
+    fixes = (["score labels by log-probability (method='score')"] if any(c.get("method") == "generate" for c in many) else [])
+    fixes += [f"say 'Answer with exactly one of: {', '.join(labels)}' in the system prompt",
+              "train longer so the format is learnt"]
+    fix = ", ".join(fixes[:-1]) + " or " + fixes[-1]
+    return [Recommendation("unparseable", f"Many answers name no label: {counts}{'; e.g. ' + shown if shown else ''}. "
+                           f"{fix[0].upper() + fix[1:]}.",
+                           {"candidates": {c["name"]: c["metrics"]["unparseable"] for c in many},
+                            "n": many[0]["metrics"]["n"], "examples": samples})]
 
 
 def _confusions(evaluation: dict, chosen: dict, k: int = 3) -> list[Recommendation]:
@@ -132,11 +143,13 @@ def _confusions(evaluation: dict, chosen: dict, k: int = 3) -> list[Recommendati
                                   f"({count} of {support.get(true, '?')} times): add training examples that tell them apart"
                                   f"{', like these: ' + shown if shown else ''}.",
                                   {"candidate": chosen["name"], "true": true, "pred": pred, "count": count, "examples": texts}))
-    for lab, v in chosen["metrics"]["per_class"].items():
-        if v["support"] and v["recall"] < 0.5:
-            out.append(Recommendation("weak_class", f"{chosen['name']}: class {lab!r} has recall {v['recall']:.2f} and F1 "
-                                      f"{v['f1']:.2f} on {v['support']} test items: it needs more (and more varied) "
-                                      "training examples.", {"candidate": chosen["name"], "label": lab, **v}))
+    weak = {lab: v for lab, v in chosen["metrics"]["per_class"].items() if v["support"] and v["recall"] < 0.5}
+    if weak:
+        listed = ", ".join(f"{lab!r} (recall {v['recall']:.2f}, F1 {v['f1']:.2f}, {v['support']} items)"
+                           for lab, v in weak.items())
+        out.append(Recommendation("weak_class", f"{chosen['name']}: {'class' if len(weak) == 1 else 'classes'} {listed} "
+                                  f"{'needs' if len(weak) == 1 else 'need'} more (and more varied) training examples.",
+                                  {"candidate": chosen["name"], "classes": weak}))
     return out
 
 
