@@ -7,6 +7,7 @@ there. tiktoken then finds them and never reaches for the network.
 """
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import json
@@ -188,6 +189,12 @@ class TokenCounter:
         return n
 
 
+@functools.lru_cache(maxsize=16)
+def shared_counter(model: str | None) -> TokenCounter:
+    """One counter per model for one-off calls, so a notebook loop over count_example keeps its cache."""
+    return TokenCounter(model)
+
+
 # OpenAI's cookbook count: every message costs 3 tokens of framing, a name 1 more, and the
 # reply is primed with 3 (<|start|>assistant<|message|>).
 TOKENS_PER_MESSAGE = 3
@@ -251,7 +258,7 @@ def example_messages(example: dict) -> tuple[list, list]:
 
 def count_example(example: dict, model: str | None = None, counter: TokenCounter | None = None) -> ExampleTokens:
     """Token counts of one example (chat or preference) as OpenAI's cookbook counts them."""
-    return ExampleTokens(*count_tokens(example, counter or TokenCounter(model)))
+    return ExampleTokens(*count_tokens(example, counter or shared_counter(model)))
 
 
 def count_tokens(example: dict, count: TokenCounter) -> tuple[int, int, int]:
