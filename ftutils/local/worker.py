@@ -314,6 +314,9 @@ def main() -> int:
     signal.signal(signal.SIGTERM, shut_down)
     # Ctrl-C reaches the whole process group; the API process decides when we stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Training is background work: let the API process (and the notebook) win the CPU.
+    with contextlib.suppress(OSError):
+        os.nice(5)
     import torch
     torch.set_num_threads(settings.torch_threads or max(1, (os.cpu_count() or 2) - 1))
     with worker.exclusive():
