@@ -58,9 +58,10 @@ class Diagnosis:
 
 
 def ema(values, span: int | None = None) -> np.ndarray:
-    """Exponential moving average, span ~ a tenth of the run (at least 3 points)."""
+    """Exponential moving average over about a tenth of the run (at least 2 points, so a
+    short run is not smoothed into lagging far behind its last steps)."""
     series = pd.Series(values, dtype=float)
-    span = span or max(3, len(series.dropna()) // 10)
+    span = span or max(2, len(series.dropna()) // 10)
     return series.ewm(span=span, adjust=True, ignore_na=True).mean().to_numpy()
 
 

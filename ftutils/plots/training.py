@@ -9,8 +9,9 @@ TRAIN, VALID, FULL = "#1f77b4", "#ff7f0e", "#d62728"
 
 
 def _smooth(values: pd.Series) -> np.ndarray:
-    span = max(3, len(values.dropna()) // 10)
-    return values.ewm(span=span, ignore_na=True).mean().to_numpy()
+    from ftutils.diagnose import ema  # the same smoothing the diagnosis judges by
+
+    return ema(values.to_numpy(dtype=float))
 
 
 def _checkpoint_steps(checkpoints) -> list[int]:

@@ -52,12 +52,16 @@ class JobMonitor(Widget):
             if event.id in self._events:
                 break
             new.append(event)
+        # New checkpoints come with new events (and are final once the job has ended).
+        fresh = None
+        if new or self._checkpoints is None or job.status in jobs.TERMINAL:
+            fresh = jobs.checkpoints(self.client, self.job_id)
         with self._lock:
             self.job = job
             for event in reversed(new):
                 self._events[event.id] = event
-            if new or self._checkpoints is None or job.status in jobs.TERMINAL:
-                self._checkpoints = jobs.checkpoints(self.client, self.job_id)
+            if fresh is not None:
+                self._checkpoints = fresh
         return bool(new)
 
     def events(self) -> pd.DataFrame:
@@ -82,7 +86,9 @@ class JobMonitor(Widget):
 
     def checkpoints(self) -> pd.DataFrame:
         with self._lock:
-            return self._checkpoints.copy() if self._checkpoints is not None else jobs.checkpoints(self.client, self.job_id)
+            if self._checkpoints is not None:
+                return self._checkpoints.copy()
+        return jobs.checkpoints(self.client, self.job_id)
 
     def n_epochs(self) -> int | None:
         value = jobs.resolved_hyperparameters(self.job).get("n_epochs") if self.job is not None else None
