@@ -175,7 +175,7 @@ def diagnose(metrics_df: pd.DataFrame, checkpoints=None, n_epochs: int | None = 
                             f"(lowest {v_min:.2f} at step {step_min}), tracking the training loss.")
 
     if verdict == "good":
-        tail_start = int(n * 0.8)
+        tail_start = max(0, min(int(n * 0.8), n - 3))  # the last fifth, but at least two steps back
         tail_from = float(train[min(tail_start, n - 1)])
         still_falling = n >= 5 and (tail_from - last) > STEEP_TAIL_DROP * tail_from
         if still_falling or last > HIGH_FINAL_LOSS:
