@@ -28,8 +28,6 @@ def _isolated_env(tmp_path_factory):
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "FTUTILS_BACKEND", "FTUTILS_API_KEY"):
         os.environ.pop(name, None)
     os.environ["FTUTILS_DATA_DIR"] = str(home / "local")
-    # Notebook kernels inherit this: nobody clicks in papermill, so widgets take their static path.
-    os.environ["FTUTILS_INTERACTIVE"] = "0"
     os.environ.setdefault("MPLBACKEND", "Agg")
     # Nobody clicks in a test: widgets render their static form unless a test says otherwise.
     os.environ["FTUTILS_INTERACTIVE"] = "0"
