@@ -13,15 +13,18 @@ from __future__ import annotations
 import codecs
 import copy
 import inspect
+import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads; see models.py
 
-from ftutils.local import chatdata
-from ftutils.local.models import BASE_MODELS, load_base
+import torch  # noqa: E402
+
+from ftutils.local import chatdata  # noqa: E402
+from ftutils.local.models import BASE_MODELS, load_base  # noqa: E402
 
 DEFAULT_MAX_TOKENS = 256
 MAX_TOP_LOGPROBS = 20  # OpenAI's limit

@@ -20,11 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-import torch
-import torch.nn.functional as F
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads; see models.py
 
-from ftutils.local import chatdata
-from ftutils.local.models import TINY, load_base
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from ftutils.local import chatdata  # noqa: E402
+from ftutils.local.models import TINY, load_base  # noqa: E402
 
 STATE_FILE = "trainer_state.pt"
 WARMUP_FRACTION = 0.05
