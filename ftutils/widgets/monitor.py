@@ -263,7 +263,7 @@ class JobMonitor(Widget):
     def _render(self):
         ui, s = self._ui, self.state()
         colour = {"succeeded": "green", "failed": "#c62828", "cancelled": "grey"}.get(s["status"], "#1565c0")
-        ui["status"].value = (f"<b>{html.escape(self.job_id)}</b> &middot; <span style='color:{colour}'>{s['status']}</span>"
+        ui["status"].value = (f"<b>{html.escape(self.job_id)}</b> &middot; <span style='color:{colour}'>{s['status'] or 'starting…'}</span>"
                               + (f" &middot; {html.escape(s['fine_tuned_model'])}" if s["fine_tuned_model"] else "")
                               + (f"<br><span style='color:#c62828'>{html.escape(s['error'])}</span>" if s["error"] else ""))
         ui["bar"].value = s["progress"]
