@@ -139,7 +139,7 @@ class Worker:
                 except BlockingIOError:
                     self.exit_if_orphaned()
                     if self.shutting_down:
-                        return
+                        break  # told to stop before our turn came: main() sees the flag
                     time.sleep(0.2)
             yield
 

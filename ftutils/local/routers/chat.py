@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
 import time
 
 from fastapi import APIRouter, Request
@@ -66,10 +67,14 @@ def _usage(prompt: int, completion: int) -> dict:
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
+_engine_lock = threading.Lock()
+
+
 def _engine(state):
-    if state.engine is None:
-        from ftutils.local.inference import InferenceEngine
-        state.engine = InferenceEngine(state.settings.data_dir, state.settings.extra_models)
+    with _engine_lock:  # two first requests at once must not load the models twice
+        if state.engine is None:
+            from ftutils.local.inference import InferenceEngine
+            state.engine = InferenceEngine(state.settings.data_dir, state.settings.extra_models)
     return state.engine
 
 
