@@ -128,3 +128,36 @@ def test_train_and_watch_commands_then_read_the_job(local_server, client, tmp_pa
     assert TEST_KEY not in (tmp_path / "run" / "run.json").read_text()
     with pytest.raises(ValueError, match="never go on disk"):
         runs.write_manifest(tmp_path / "run", backend="openai", client={"api_key": "sk-x"})
+
+
+@pytest.mark.slow
+def test_follow_rides_out_a_server_restart(tmp_path, caplog):
+    """The API goes away mid-watch (connection refused) and comes back on the same port:
+    follow() keeps polling with backoff and returns the finished job."""
+    import logging
+    import threading
+    import time
+
+    from tests.conftest import start_server, stop_server
+
+    port = free_port()
+    server = start_server(tmp_path / "data", port=port)
+    client = server.client(max_retries=0)
+    train_path, _ = write_tiny(tmp_path, n_train=16, n_valid=0)
+    job = jobs.launch(client, jobs.upload(client, train_path).id, model="tiny-smollm2", n_epochs=1, batch_size=8)
+    stop_server(server)
+
+    caplog.set_level(logging.WARNING, logger="ftutils.jobs")
+    result = {}
+    watcher = threading.Thread(target=lambda: result.update(job=jobs.follow(client, job.id, poll=0.2, max_poll=1.0,
+                                                                             timeout=180)))
+    watcher.start()
+    time.sleep(1.5)
+    assert watcher.is_alive()  # still waiting out the outage
+    server = start_server(tmp_path / "data", port=port)
+    try:
+        watcher.join(180)
+    finally:
+        stop_server(server)
+    assert result["job"].status == "succeeded"
+    assert "failed (APIConnectionError); retrying" in caplog.text
