@@ -7,6 +7,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
+import subprocess
+import sys
+import time
 
 from fastapi import FastAPI
 
@@ -16,7 +21,7 @@ from ftutils.local.db import Database
 from ftutils.local.routers import build_router
 from ftutils.local.routers.files import sweep_orphans
 from ftutils.local.settings import Settings
-from ftutils.local.worker import WorkerProcess
+from ftutils.local.worker import ENV
 
 log = logging.getLogger("ftutils.local")
 
@@ -63,3 +68,41 @@ async def _watch(worker: WorkerProcess) -> None:
             worker.ensure_running()
         except Exception:  # a failed restart is retried on the next tick
             log.exception("could not restart the worker")
+
+
+class WorkerProcess:
+    """The API process's handle on its worker: start, restart if it dies, stop on shut-down."""
+
+    RESTART_DELAY = 2.0
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.proc: subprocess.Popen | None = None
+        self.restarts = 0
+        self._died_at: float | None = None
+
+    def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if k != "FTUTILS_API_KEY"}  # the worker needs no key
+        env[ENV] = self.settings.to_json()
+        self.proc = subprocess.Popen([sys.executable, "-m", "ftutils.local.worker"], env=env)
+
+    def ensure_running(self) -> None:
+        if self.proc is None or self.proc.poll() is None:
+            return
+        if self._died_at is None:
+            self._died_at = time.monotonic()
+            log.warning("worker exited with code %s; restarting", self.proc.returncode)
+        if time.monotonic() - self._died_at >= self.RESTART_DELAY:
+            self._died_at = None
+            self.restarts += 1
+            self.start()
+
+    def stop(self, timeout: float = 30) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()

@@ -16,7 +16,6 @@ import math
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -326,44 +325,6 @@ def main() -> int:
             import ftutils.local.trainer  # noqa: F401
             worker.loop()
     return 0
-
-
-class WorkerProcess:
-    """The API process's handle on its worker: start, restart if it dies, stop on shut-down."""
-
-    RESTART_DELAY = 2.0
-
-    def __init__(self, settings: Settings):
-        self.settings = settings
-        self.proc: subprocess.Popen | None = None
-        self.restarts = 0
-        self._died_at: float | None = None
-
-    def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if k != "FTUTILS_API_KEY"}  # the worker needs no key
-        env[ENV] = self.settings.to_json()
-        self.proc = subprocess.Popen([sys.executable, "-m", "ftutils.local.worker"], env=env)
-
-    def ensure_running(self) -> None:
-        if self.proc is None or self.proc.poll() is None:
-            return
-        if self._died_at is None:
-            self._died_at = time.monotonic()
-            log.warning("worker exited with code %s; restarting", self.proc.returncode)
-        if time.monotonic() - self._died_at >= self.RESTART_DELAY:
-            self._died_at = None
-            self.restarts += 1
-            self.start()
-
-    def stop(self, timeout: float = 30) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 if __name__ == "__main__":
