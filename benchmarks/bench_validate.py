@@ -10,7 +10,7 @@ against a reference and a limit measured in the same run on the same file:
 Targets: >= 3x the reference's speed and >= 80 % of the limit's; peak memory flat as the
 file grows (each size validated in a fresh process).
 
-    .venv/bin/python benchmarks/bench_validate.py [--n 100000] [--repeat 2] [--no-memory]
+    .venv/bin/python benchmarks/bench_validate.py [--n 100000] [--repeat 2] [--no-memory] [--unique]
 """
 from __future__ import annotations
 
@@ -205,13 +205,15 @@ def main(argv=None) -> int:
     parser.add_argument("--n", type=int, default=100_000, help="examples in the generated file")
     parser.add_argument("--repeat", type=int, default=2, help="runs per contender; the fastest counts (shared CPUs)")
     parser.add_argument("--no-memory", action="store_true", help="skip the fresh-process memory runs")
+    parser.add_argument("--unique", action="store_true",
+                        help="no repeated system prompts or labels: the worst case for the count cache")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "train.jsonl"
-        make_file(path, args.n)
+        make_file(path, args.n, shared=not args.unique)
         size = path.stat().st_size / 2**20
-        print(f"file: {args.n:,} examples, {size:.1f} MiB")
+        print(f"file: {args.n:,} examples, {size:.1f} MiB, {'no repeated strings' if args.unique else 'shared system prompts'}")
         import ftutils.data.validate  # noqa: F401  (import and tiktoken set-up are not timed)
         import tiktoken
         tiktoken.get_encoding("o200k_base")
@@ -229,7 +231,7 @@ def main(argv=None) -> int:
             peaks = {}
             for n in (args.n, 4 * args.n):
                 sized = Path(tmp) / f"train-{n}.jsonl"
-                make_file(sized, n, seed=1)
+                make_file(sized, n, seed=1, shared=not args.unique)
                 peaks[n] = peak_memory(sized)
                 print(f"  peak memory, {n:,} examples ({sized.stat().st_size / 2**20:.0f} MiB file): "
                       f"{peaks[n][1]:.0f} MiB (before validating {peaks[n][0]:.0f} MiB)")

@@ -142,7 +142,7 @@ def _read_json(path: Path):
 def read_table(path, **kw):
     """Read a table by its extension: .csv, .tsv, .json (a list of records), .jsonl, .xlsx.
 
-    Extra keyword arguments go to the pandas reader (`sheet_name=`, `sep=`, ...).
+    Extra keyword arguments go to the pandas reader of CSV, TSV and XLSX (`sheet_name=`, `sep=`, ...).
     Text columns stay strings: ids like "007" must not become 7.
     """
     import pandas as pd
