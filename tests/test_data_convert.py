@@ -126,3 +126,14 @@ def test_prompt_messages_and_to_frame():
     assert list(df.columns) == ["id", "label", "system", "user", "assistant", "n_messages"]
     assert df.iloc[0].tolist() == ["e1", "A2", "S", "Q2", "A2", 5]
     assert df.iloc[1][["id", "user", "assistant", "n_messages"]].tolist() == ["ex-00002", "Q", "good", 2]
+
+
+def test_write_jsonl_turns_numpy_scalars_into_json_and_names_what_cannot_be(tmp_path):
+    import numpy as np
+
+    examples = [{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}],
+                 "id": np.int64(7), "score": np.float32(0.5)}]
+    path = write_jsonl(examples, tmp_path / "test.jsonl", strict=False)
+    assert read_jsonl(path) == [{**examples[0], "id": 7, "score": 0.5}]
+    with pytest.raises(DataError, match=r"record 1: cannot be written as JSON: set is not JSON serialisable"):
+        write_jsonl([{"messages": [], "tags": {"a"}}], tmp_path / "bad.jsonl", strict=False)

@@ -102,3 +102,10 @@ def test_read_jsonl_stops_at_the_first_bad_line_and_skips_blank_ones(tmp_path):
         read_jsonl(path)
     assert err.value.line == 3 and err.value.path == path
     assert str(err.value).startswith(f"{path}, line 3: not valid JSON")
+
+
+def test_read_table_csv_row_with_too_many_fields_names_the_line(tmp_path):
+    path = tmp_path / "ragged.csv"
+    path.write_text("id,text,label\n1,hello,a\n2,oops, extra,b\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"ragged\.csv: cannot parse as CSV: .*line 3"):
+        read_table(path)

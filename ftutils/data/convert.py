@@ -161,6 +161,13 @@ def _strict(example: dict) -> dict:
     return {k: example[k] for k in keys if k in example}
 
 
+def _jsonable(value):
+    """numpy scalars (a label or id straight from a DataFrame) as plain Python values."""
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
 def write_jsonl(examples, path, strict: bool = True) -> Path:
     """Write one example per line (UTF-8, non-ASCII kept readable); returns the path.
 
@@ -176,8 +183,11 @@ def write_jsonl(examples, path, strict: bool = True) -> Path:
             for i, example in enumerate(examples, 1):
                 if not isinstance(example, dict):
                     raise DataError(f"a {type(example).__name__}, expected a dict", path, record=i)
-                f.write(json.dumps(_strict(example) if strict else example, ensure_ascii=False))
-                f.write("\n")
+                try:
+                    line = json.dumps(_strict(example) if strict else example, ensure_ascii=False, default=_jsonable)
+                except (TypeError, ValueError) as exc:
+                    raise DataError(f"cannot be written as JSON: {exc}", path, record=i) from None
+                f.write(line + "\n")
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
