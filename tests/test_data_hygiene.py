@@ -44,9 +44,14 @@ def test_near_duplicate_found_unrelated_text_not():
 
 
 def test_a_shared_template_does_not_make_short_messages_look_alike():
-    texts = ["refund please", "where is parcel", "login broken", "cancel my plan"]
+    texts = ["refund please", "where is parcel", "login broken", "cancel my plan", "app crashes", "wrong size"]
     examples = [_ex(TEMPLATE.format(t)) for t in texts]
     assert hygiene.find_duplicates(examples, threshold=0.5).empty
+
+
+def test_a_prefix_two_messages_share_by_chance_is_not_a_template():
+    examples = [_ex("My card was charged twice for order 1234"), _ex("my card was charged twice for order 1235!")]
+    assert hygiene.find_duplicates(examples)[["line_a", "line_b", "kind"]].values.tolist() == [[1, 2, "near"]]
 
 
 def _brute_force(texts, threshold):

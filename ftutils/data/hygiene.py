@@ -27,6 +27,7 @@ SHINGLE = 5
 N_HASHES = 96
 # Bounds the candidate pairs (memory and time) on very uniform data, e.g. a tiny vocabulary.
 MAX_BUCKET = 200
+MIN_TEMPLATE_TEXTS = 5
 _NON_WORD = re.compile(r"[\W_]+")
 _rng = np.random.default_rng(20240718)  # fixed: the same data must give the same candidates
 # Multiply-shift hashing needs full 64-bit odd multipliers: the product must wrap around
@@ -71,16 +72,27 @@ def answer_text(example) -> str:
     return "\n".join(_content(m) for m in _split(example)[1])
 
 
-def _strip_template(texts: list[str]) -> list[str]:
-    if len(texts) < 2:
-        return texts
+def _word_prefix(texts: list[str]) -> str:
+    """The longest run of whole words every text starts with (normalised text: words are
+    separated by single spaces)."""
     prefix = os.path.commonprefix(texts)
-    suffix = os.path.commonprefix([t[::-1] for t in texts])[::-1]
-    if not prefix and not suffix:
+    if all(len(t) == len(prefix) or t[len(prefix)] == " " for t in texts):
+        return prefix
+    return prefix[:prefix.rfind(" ") + 1]
+
+
+def _strip_template(texts: list[str]) -> list[str]:
+    """Texts without the words every one of them starts (or ends) with.
+
+    Only with MIN_TEMPLATE_TEXTS distinct texts or more: two tickets that both begin "my
+    card was charged" share that by chance, not by template, and stripping it would hide
+    that they are near duplicates."""
+    if len(set(texts)) < MIN_TEMPLATE_TEXTS:
         return texts
-    shortest = min(map(len, texts))
-    suffix = suffix[:max(0, shortest - len(prefix))] if suffix else ""
-    return [t[len(prefix):len(t) - len(suffix)].strip() for t in texts]
+    prefix = _word_prefix(texts)
+    rest = [t[len(prefix):] for t in texts]
+    suffix = _word_prefix([t[::-1] for t in rest])
+    return [t[:len(t) - len(suffix)].strip() for t in rest]
 
 
 def _shingles(text: str) -> set[str]:
