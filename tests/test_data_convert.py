@@ -37,7 +37,8 @@ def test_from_text_label_generates_ids_and_reads_numeric_labels_as_text():
 
 
 @pytest.mark.parametrize("records, kwargs, needle", [
-    ([{"text": "a", "label": "x"}], {"text": "body"}, "field body: no column 'body' (columns: text, label)"),
+    (pd.DataFrame({"text": ["a"], "label": ["x"]}), {"text": "body"}, "field body: no column 'body' (columns: text, label)"),
+    ([{"text": "a", "label": "x"}, {"label": "y"}], {}, "record 2, field text: missing (keys: label)"),
     ([{"text": "a", "label": "x"}, {"text": "  ", "label": "y"}], {}, "record 2, field text: empty value"),
     ([{"text": "a", "label": "x"}, {"text": "b", "label": math.nan}], {}, "record 2, field label: empty value"),
     ([{"text": "a", "label": "x", "id": "k"}, {"text": "b", "label": "y", "id": "k"}], {"id": "id"},
@@ -57,6 +58,8 @@ def test_from_prompt_completion_keeps_the_text_as_written():
                                       {"role": "user", "content": "2+2=\n\n###\n\n"},
                                       {"role": "assistant", "content": " 4 END"}]}]
     with pytest.raises(DataError, match="no column 'completion'"):
+        from_prompt_completion(pd.DataFrame({"prompt": ["x"], "answer": ["y"]}))
+    with pytest.raises(DataError, match="record 1, field completion: missing"):
         from_prompt_completion([{"prompt": "x", "answer": "y"}])
 
 

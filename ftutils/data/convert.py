@@ -65,10 +65,11 @@ def _field(row: dict, key: str, i: int) -> str:
     return _text(row[key])
 
 
-def _require_columns(records: list[dict], *keys) -> None:
-    """A misspelt column is one error up front, not one per row."""
-    if records:
-        have = list(records[0])
+def _require_columns(data, *keys) -> None:
+    """A misspelt column of a table is one error up front, not one per row. (Records in a
+    list may differ in keys; those are checked one by one.)"""
+    if hasattr(data, "columns"):
+        have = list(data.columns)
         for key in keys:
             if key is not None and key not in have:
                 raise DataError(f"no column {key!r} (columns: {', '.join(map(str, have))})", field=key)
@@ -88,8 +89,8 @@ def from_text_label(df_or_records, text: str = "text", label: str = "label", sys
     """
     if template is not None and "{text}" not in template:
         raise DataError(f"template must contain {{text}}, got {template!r}", field="template")
+    _require_columns(df_or_records, text, label, id)
     records = _records(df_or_records)
-    _require_columns(records, text, label, id)
     examples, seen = [], {}
     for i, row in enumerate(records, 1):
         body, answer = _field(row, text, i), _field(row, label, i)
@@ -107,9 +108,8 @@ def from_prompt_completion(records, system_prompt: str | None = None) -> list[di
     """Legacy {"prompt", "completion"} pairs -> chat examples (text kept as written;
     `advice` points out separators and stop sequences left over from the legacy format)."""
     out = []
-    records = _records(records)
     _require_columns(records, "prompt", "completion")
-    for i, row in enumerate(records, 1):
+    for i, row in enumerate(_records(records), 1):
         _field(row, "prompt", i), _field(row, "completion", i)
         # Not _field's stripped text: in the legacy format whitespace was part of the data.
         prompt, completion = str(row["prompt"]), str(row["completion"])
@@ -146,9 +146,8 @@ def from_alpaca(records) -> list[dict]:
     """Alpaca rows ({"instruction", "input"?, "output"}); input, when present, follows the
     instruction after a blank line, as Alpaca's own prompt template places it."""
     out = []
-    records = _records(records)
     _require_columns(records, "instruction", "output")
-    for i, row in enumerate(records, 1):
+    for i, row in enumerate(_records(records), 1):
         instruction, output = _field(row, "instruction", i), _field(row, "output", i)
         extra = row.get("input")
         user = instruction if _missing(extra) else f"{instruction}\n\n{_text(extra)}"
