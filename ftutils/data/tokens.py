@@ -182,10 +182,13 @@ class TokenCounter:
 
     def __call__(self, text: str) -> int:
         n = self._get(text)
-        if n is None:
-            if len(self._cache) >= self.MAX_CACHED:
-                self._cache.clear()
-            n = self._cache[text] = len(self._encode(text))
+        return self.add(text) if n is None else n
+
+    def add(self, text: str) -> int:
+        """Encode and remember `text` (the caller has looked it up already)."""
+        if len(self._cache) >= self.MAX_CACHED:
+            self._cache.clear()
+        n = self._cache[text] = len(self._encode(text))
         return n
 
 
@@ -280,7 +283,7 @@ def count_tokens(example: dict, count: TokenCounter) -> tuple[int, int, int]:
                 if type(role) is str and type(content) is str:
                     n = get(content)
                     if n is None:
-                        n = count(content)
+                        n = count.add(content)
                     r = get(role)
                     total += TOKENS_PER_MESSAGE + n + (count(role) if r is None else r)
                     if role == "assistant":
