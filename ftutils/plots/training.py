@@ -1,4 +1,9 @@
-"""Loss and token-accuracy curves of a fine-tuning job (03_train, the job monitor)."""
+"""Loss and token-accuracy curves of a fine-tuning job (03_train, the job monitor).
+
+Figures are built with `matplotlib.figure.Figure`, not pyplot: the job monitor draws from a
+background thread, and pyplot's global state is not thread-safe. Show one in a notebook
+with `ftutils.widgets.monitor.as_image(fig)`, which renders whatever the kernel's backend.
+"""
 from __future__ import annotations
 
 import numpy as np
