@@ -1,0 +1,146 @@
+"""Label scoring vs generate-then-parse: the same test items, the same model, the same
+local server, in one run. Scoring asks for one token and reads the labels' first-token
+log-probabilities; generation lets the model answer (up to `--max-tokens`) and maps the
+text to a label. Target: scoring >= 5x faster at equal or better accuracy.
+
+The two methods run in alternating chunks of items so that load from anything else on the
+machine falls on both alike. The model is warmed up (loaded) before timing starts.
+
+    .venv/bin/python benchmarks/bench_scoring.py [--n 200] [--model smollm2-135m-instruct]
+        [--fine-tune-epochs 0] [--max-tokens 20] [--data-dir DIR]
+
+With --fine-tune-epochs N > 0 the model is first fine-tuned on the tickets not in the test
+set (minutes on CPU) and the fine-tuned model is benchmarked instead of the base model.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import openai
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ftutils.evaluate.candidates import split_example  # noqa: E402
+from ftutils.evaluate.classify import classify  # noqa: E402
+from ftutils.evaluate.scores import classification_metrics  # noqa: E402
+
+KEY = "bench-key-not-a-secret"
+SYSTEM = ("Classify the customer support message into exactly one intent: billing, refund, shipping, "
+          "account_access, technical_issue or cancel_subscription. Answer with the intent only.")
+CHUNK = 25
+
+
+def start(data_dir: Path) -> tuple[subprocess.Popen, str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = (data_dir / "server.log").open("ab")
+    proc = subprocess.Popen([sys.executable, "-m", "ftutils", "serve", "--port", str(port), "--data-dir", str(data_dir)],
+                            env={**os.environ, "FTUTILS_API_KEY": KEY}, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    for _ in range(600):
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited with {proc.returncode}; see {data_dir / 'server.log'}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return proc, f"http://127.0.0.1:{port}/v1"
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("server did not start; see " + str(data_dir / "server.log"))
+
+
+def tickets(n_test: int, seed: int = 0):
+    with open(ROOT / "data" / "samples" / "support_tickets.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    random.Random(seed).shuffle(rows)
+    chats = [{"id": r["id"], "label": r["label"], "messages": [
+        {"role": "system", "content": SYSTEM}, {"role": "user", "content": r["text"]},
+        {"role": "assistant", "content": r["label"]}]} for r in rows]
+    return chats[n_test:], [split_example(c, i) for i, c in enumerate(chats[:n_test], 1)]
+
+
+def fine_tune(client, model: str, train: list[dict], epochs: int, data_dir: Path) -> str:
+    path = data_dir / "train.jsonl"
+    path.write_text("".join(json.dumps({"messages": c["messages"]}) + "\n" for c in train))
+    upload = client.files.create(file=path.open("rb"), purpose="fine-tune")
+    job = client.fine_tuning.jobs.create(model=model, training_file=upload.id, seed=0, method={
+        "type": "supervised", "supervised": {"hyperparameters": {"n_epochs": epochs}}})
+    start_t = time.monotonic()
+    while job.status not in ("succeeded", "failed", "cancelled"):
+        time.sleep(5)
+        job = client.fine_tuning.jobs.retrieve(job.id)
+    if job.status != "succeeded":
+        raise SystemExit(f"fine-tuning {job.id} {job.status}: {job.error}")
+    print(f"fine-tuned {model} on {len(train)} examples x {epochs} epochs in {time.monotonic() - start_t:.0f} s "
+          f"-> {job.fine_tuned_model}")
+    return job.fine_tuned_model
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=200, help="test items")
+    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--fine-tune-epochs", type=int, default=0)
+    parser.add_argument("--max-tokens", type=int, default=20, help="generation budget (classify's default)")
+    parser.add_argument("--data-dir", default=None, help="server state dir (default: a temporary one)")
+    args = parser.parse_args()
+    data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="ftutils-bench-"))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    train, test = tickets(args.n)
+    labels = sorted({ex.label for ex in test} | {c["label"] for c in train})
+    proc, url = start(data_dir)
+    try:
+        client = openai.OpenAI(base_url=url, api_key=KEY, max_retries=0, timeout=600)
+        model = fine_tune(client, args.model, train, args.fine_tune_epochs, data_dir) if args.fine_tune_epochs else args.model
+        classify(client, model, test[:2], labels, "generate", backend="local", max_tokens=2)  # load the model, untimed
+        runs = {"score": [], "generate": []}
+        seconds = {"score": 0.0, "generate": 0.0}
+        for k in range(0, len(test), CHUNK):
+            chunk = test[k:k + CHUNK]
+            order = ("score", "generate") if (k // CHUNK) % 2 == 0 else ("generate", "score")
+            for method in order:
+                start_t = time.perf_counter()
+                result = classify(client, model, chunk, labels, method, backend="local", max_tokens=args.max_tokens)
+                seconds[method] += time.perf_counter() - start_t
+                runs[method].append(result)
+        print(f"model {model}, {len(test)} test items, {len(labels)} labels, local backend, sequential requests")
+        out = {}
+        for method, parts in runs.items():
+            predictions = [p for part in parts for p in part.predictions]
+            m = classification_metrics([{"id": p.id, "label": p.label, "pred": p.pred} for p in predictions], labels)
+            tokens = sum((p.completion_tokens or 0) for p in predictions)
+            notes = {part.note for part in parts if part.note}
+            used = {part.method for part in parts}
+            out[method] = {"seconds": seconds[method], "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
+                           "unparseable": m["unparseable"], "completion_tokens": tokens}
+            print(f"  {method:>8} (ran as {'/'.join(sorted(used))}): {seconds[method]:7.1f} s, "
+                  f"{1000 * seconds[method] / len(test):6.0f} ms/item, {tokens / len(test):5.1f} output tokens/item, "
+                  f"accuracy {m['accuracy']:.3f}, macro F1 {m['macro_f1']:.3f}, unparseable {m['unparseable']}"
+                  + (f"  [{'; '.join(sorted(notes))}]" if notes else ""))
+        speedup = out["generate"]["seconds"] / out["score"]["seconds"]
+        print(f"RATIO speed-up (generate time / score time): {speedup:.2f}x  (target >= 5x)")
+        print(f"RATIO accuracy (score - generate): {out['score']['accuracy'] - out['generate']['accuracy']:+.3f}  "
+              "(target >= 0)")
+        print(f"RATIO macro F1 (score - generate): {out['score']['macro_f1'] - out['generate']['macro_f1']:+.3f}")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+if __name__ == "__main__":
+    main()
