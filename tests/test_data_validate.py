@@ -254,3 +254,18 @@ def test_converter_keys_are_fine_in_memory_but_not_in_a_file(tmp_path):
     report = validate_file(path)
     assert report.ok and report.counts["unrecognized_key"] == 20
     assert {(f.line, f.field) for f in report.findings} == {(n, k) for n in range(1, 11) for k in ("id", "label")}
+
+
+def test_json_documents_passed_as_jsonl_are_explained(tmp_path):
+    examples = [chat(i) for i in range(12)]
+    pretty = tmp_path / "pretty.jsonl"
+    pretty.write_text(json.dumps(examples[0], indent=2))
+    report = validate_file(pretty)
+    [file_level] = [f for f in report.findings if f.line is None]
+    assert file_level.code == "not_jsonl"
+    assert file_level.message == "the whole file is one JSON object (pretty-printed?), not one object per line"
+    array = tmp_path / "array.jsonl"
+    array.write_text(json.dumps(examples))
+    [finding] = validate_file(array).findings
+    assert (finding.code, finding.line) == ("not_an_object", 1)
+    assert "an array of 12 objects" in finding.message

@@ -85,7 +85,7 @@ class _Pass:
             if set(report.counts) == {"blank_line"}:
                 self.emit("empty_file", "", "the file has only blank lines")
             else:
-                self.emit("not_jsonl", "", "no line is a JSON object: this does not look like a JSONL file")
+                self.emit("not_jsonl", "", _not_jsonl_reason(self.report.source))
         elif 0 < n < MIN_EXAMPLES:
             self.emit("too_few_examples", "", f"{n} example(s); OpenAI requires at least {MIN_EXAMPLES}")
         if len(self.formats) > 1 and not self.expected:  # with a method, wrong_format already names each line
@@ -108,6 +108,18 @@ class _Pass:
 _DECODE = json.JSONDecoder().decode
 
 
+def _not_jsonl_reason(source: str | None) -> str:
+    """Why no line decoded: often the file is one JSON document spread over many lines."""
+    reason = "no line is a JSON object: this does not look like a JSONL file"
+    try:
+        if source and Path(source).stat().st_size < 64 * 2**20:
+            whole = json.loads(Path(source).read_bytes())
+            return f"the whole file is one JSON {json_kind(whole).split()[-1]} (pretty-printed?), not one object per line"
+    except (ValueError, RecursionError, OSError):
+        pass
+    return reason
+
+
 def _decode(raw: bytes):
     """(object, error, code) for one line. Not load.iter_jsonl: the validator wants a stable
     code per failure, and this is its hot path."""
@@ -126,6 +138,9 @@ def _decode(raw: bytes):
         return None, f"not valid JSON: {exc}", "invalid_json"
     if isinstance(value, dict):
         return value, None, None
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        return None, (f"expected a JSON object per line, got an array of {len(value)} objects "
+                      "(a .json file? write one object per line)"), "not_an_object"
     return None, f"expected a JSON object per line, got {json_kind(value)}", "not_an_object"
 
 
