@@ -58,13 +58,14 @@ def test_strong_fine_tune_with_better_checkpoint_and_confusions():
     f10 = ev.metrics("step-10")["macro_f1"]
     assert f"checkpoint at step 10 has the best macro F1 ({f10:.3f}" in ckpt.message
     assert "use model-step-10" in ckpt.message and ckpt.evidence["step"] == 10
+    assert ckpt.message.endswith("03's diagnosis picked step 10 by validation loss, the same.")
 
     [sig] = by_kind(ev, "significance")
     assert sig.message.startswith("The fine-tuned model is significantly better than the base model")
     assert sig.evidence["p_value"] < 0.05 and f"p={sig.evidence['p_value']:.3g}" in sig.message
 
     [base] = by_kind(ev, "baseline")
-    assert "beats the TF-IDF baseline" in base.message
+    assert "beats the TF-IDF baseline" in base.message and "McNemar p=" not in base.message  # step-10 is unpaired
 
     [unparse] = by_kind(ev, "unparseable")
     assert unparse.evidence == {"candidates": {"base": 7}, "n": 40, "examples": ["Sure! Here"] * 3}
@@ -89,6 +90,7 @@ def test_baseline_that_matches_and_a_fine_tune_no_better_than_base():
     assert sig.evidence["p_value"] == pytest.approx(1.0)
     [base] = by_kind(ev, "baseline")
     assert "baseline matches the fine-tuned model" in base.message and "not paying for itself" in base.message
+    assert f"McNemar p={ev.paired[1]['mcnemar']['p_value']:.3g} on the same items" in base.message
     assert f"(macro F1 {ev.metrics('tfidf-logreg')['macro_f1']:.3f} vs {ev.metrics('fine-tuned')['macro_f1']:.3f}" in base.message
     better = evaluation({"fine-tuned": ("fine_tuned", None, preds({0: "refund", 16: "billing", 30: "refund"})),
                          "tfidf-logreg": ("baseline", None, preds(method="baseline"))})

@@ -55,24 +55,30 @@ def best_candidate(evaluation: dict, kinds=LLM_KINDS + ("baseline",)) -> dict | 
     return max(_by_kind(evaluation, *kinds), key=_rank, default=None)
 
 
-def _checkpoint(evaluation: dict) -> list[Recommendation]:
+def _checkpoint(evaluation: dict, manifest: dict | None) -> list[Recommendation]:
     final = next(iter(_by_kind(evaluation, "fine_tuned")), None)
     tuned = _by_kind(evaluation, "fine_tuned", "checkpoint")
     if final is None or len(tuned) < 2:
         return []
     best = max(tuned, key=_rank)
     f_best, f_final = best["metrics"]["macro_f1"], final["metrics"]["macro_f1"]
-    evidence = {"best": best["name"], "best_macro_f1": f_best, "final_macro_f1": f_final, "step": best.get("step")}
+    diag_step = ((manifest or {}).get("diagnosis") or {}).get("best_checkpoint_step")
+    evidence = {"best": best["name"], "best_macro_f1": f_best, "final_macro_f1": f_final, "step": best.get("step"),
+                "diagnosis_step": diag_step}
+    # Validation loss (03's pick) and test macro F1 can disagree; saying so beats picking silently.
+    agree = ("" if diag_step is None else
+             f" 03's diagnosis picked step {diag_step} by validation loss"
+             f"{', the same' if diag_step == best.get('step') else '; the test metric is the one that counts'}.")
     if best is final or f_best - f_final < CHECKPOINT_MARGIN:
         return [Recommendation("checkpoint", f"The final model has the best macro F1 of the fine-tuned models "
-                               f"({f_final:.3f} {_ci(final['metrics'].get('macro_f1_ci'))}): keep {final['model']}.", evidence)]
+                               f"({f_final:.3f} {_ci(final['metrics'].get('macro_f1_ci'))}): keep {final['model']}.{agree}", evidence)]
     overlap = ""
     lo_best, hi_final = (best["metrics"].get("macro_f1_ci") or [None])[0], (final["metrics"].get("macro_f1_ci") or [None, None])[1]
     if lo_best is not None and hi_final is not None and lo_best <= hi_final:
         overlap = " Their confidence intervals overlap, so the gain may be noise; confirm on more test data."
     return [Recommendation("checkpoint", f"The checkpoint at step {best.get('step')} has the best macro F1 "
                            f"({f_best:.3f} {_ci(best['metrics'].get('macro_f1_ci'))}) vs {f_final:.3f} for the final "
-                           f"model: use {best['model']}.{overlap}", evidence)]
+                           f"model: use {best['model']}.{overlap}{agree}", evidence)]
 
 
 def _significance(evaluation: dict) -> list[Recommendation]:
@@ -100,13 +106,18 @@ def _baseline(evaluation: dict) -> list[Recommendation]:
         return []
     f_base, f_tuned = base["metrics"]["macro_f1"], tuned["metrics"]["macro_f1"]
     evidence = {"baseline_macro_f1": f_base, "fine_tuned": tuned["name"], "fine_tuned_macro_f1": f_tuned}
+    pair = _paired(evaluation, base["name"], "fine-tuned") if tuned["kind"] == "fine_tuned" else None
+    paired = ""
+    if pair:
+        evidence["mcnemar_p"] = pair["mcnemar"]["p_value"]
+        paired = f", McNemar p={pair['mcnemar']['p_value']:.3g} on the same items"
     if f_base >= f_tuned - BASELINE_MARGIN:
         verb = "beats" if f_base > f_tuned + BASELINE_MARGIN else "matches"
         return [Recommendation("baseline", f"The TF-IDF + logistic-regression baseline {verb} the fine-tuned model "
-                               f"(macro F1 {f_base:.3f} vs {f_tuned:.3f} for {tuned['name']}): fine-tuning is not paying "
+                               f"(macro F1 {f_base:.3f} vs {f_tuned:.3f} for {tuned['name']}{paired}): fine-tuning is not paying "
                                "for itself here; the baseline is cheaper and faster to serve.", evidence)]
     return [Recommendation("baseline", f"The fine-tuned model ({tuned['name']}) beats the TF-IDF baseline by "
-                           f"{f_tuned - f_base:.3f} macro F1 ({f_tuned:.3f} vs {f_base:.3f}).", evidence)]
+                           f"{f_tuned - f_base:.3f} macro F1 ({f_tuned:.3f} vs {f_base:.3f}{paired}).", evidence)]
 
 
 def _unparseable(evaluation: dict) -> list[Recommendation]:
@@ -175,6 +186,6 @@ def recommend(evaluation: dict, manifest: dict | None = None) -> list[Recommenda
     """Recommendations, most decisive first: which model, whether it beats base and the
     baseline, where it fails, then what the training diagnosis suggests."""
     chosen = best_candidate(evaluation, ("fine_tuned", "checkpoint")) or best_candidate(evaluation, ("base",))
-    out = _checkpoint(evaluation) + _significance(evaluation) + _baseline(evaluation)
+    out = _checkpoint(evaluation, manifest) + _significance(evaluation) + _baseline(evaluation)
     out += _unparseable(evaluation) + (_confusions(evaluation, chosen) if chosen else [])
     return out + _methods(evaluation) + _training(manifest)
