@@ -269,3 +269,14 @@ def test_json_documents_passed_as_jsonl_are_explained(tmp_path):
     [finding] = validate_file(array).findings
     assert (finding.code, finding.line) == ("not_an_object", 1)
     assert "an array of 12 objects" in finding.message
+
+
+def test_a_file_in_another_encoding_is_named_as_such(tmp_path):
+    path = tmp_path / "latin1.jsonl"
+    lines = [json.dumps({"messages": [{"role": "user", "content": f"Café n°{i}"},
+                                      {"role": "assistant", "content": "réponse"}]}, ensure_ascii=False)
+             for i in range(10)]
+    path.write_bytes("\n".join(lines).encode("latin-1"))
+    report = validate_file(path)
+    assert [(f.code, f.line) for f in report.findings] == [("not_utf8", None)] + [("invalid_utf8", n) for n in range(1, 11)]
+    assert "column 47" in report.findings[1].message and "0xe9" in report.findings[1].message

@@ -84,6 +84,9 @@ class _Pass:
         if self.n_lines and not n and set(report.counts) <= {"invalid_json", "invalid_utf8", "blank_line"}:
             if set(report.counts) == {"blank_line"}:
                 self.emit("empty_file", "", "the file has only blank lines")
+            elif "invalid_json" not in report.counts:
+                self.emit("not_utf8", "", "no line is valid UTF-8: the file is in another encoding "
+                          "(Windows-1252 or Latin-1, as Excel writes CSV?)")
             else:
                 self.emit("not_jsonl", "", _not_jsonl_reason(self.report.source))
         elif 0 < n < MIN_EXAMPLES:
