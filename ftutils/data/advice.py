@@ -135,7 +135,8 @@ def advise(examples, model: str | None = None) -> ValidationReport:
         add("duplicate_example", line, "messages", "an exact copy (after normalising case and punctuation) of an earlier example")
     limit = tokens.limits_for(model)[0].max_training_tokens
     for line in _long_lines(examples, model):
-        add("long_example", line, "messages", f"longer than {limit:,} tokens; OpenAI would truncate it")
+        add("long_example", line, "messages", f"longer than {limit:,} tokens, the training limit of "
+            f"{tokens.base_model(model)}: training would cut it from the end")
 
     systems = [_system(ex) for ex in examples]
     present = [s for s in systems if s is not None]
