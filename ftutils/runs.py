@@ -88,7 +88,7 @@ def write_manifest(run_dir: str | Path, **fields) -> dict:
 
 def read_manifest(run_dir: str | Path) -> dict:
     """The manifest written by `write_manifest` ({} when there is none yet)."""
-    path = Path(run_dir) / MANIFEST
+    path = project_path(run_dir) / MANIFEST
     return json.loads(path.read_text()) if path.exists() else {}
 
 
