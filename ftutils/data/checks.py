@@ -211,14 +211,16 @@ def _check_messages(messages, at: str, allowed_roles, emit, tools, functions, we
             continue
         roles.append(role)
         if role not in allowed_roles:
-            hint = " (use \"system\" in supervised and preference files)" if role == "developer" else ""
+            hint = {"developer": " (use \"system\" in supervised and preference files)",
+                    "system": " (use \"developer\" in reinforcement files)"}.get(role, "")
             emit("unknown_role", path + ".role", f"role {role!r} is not one of {', '.join(allowed_roles)}{hint}")
             continue
         allowed_keys = MESSAGE_KEYS[role] if weight_ok or role != "assistant" else MESSAGE_KEYS[role] - {"weight"}
         if not message.keys() <= allowed_keys:
             for key in [k for k in message if k not in allowed_keys]:
                 if key == "weight":
-                    emit("weight_not_on_assistant", path + ".weight", f"a {role} message cannot have a weight")
+                    emit("weight_not_on_assistant", path + ".weight", f"a {role} message cannot have a weight"
+                         if role != "assistant" else "preference replies take no weight")
                 else:
                     emit("unrecognized_message_key", f"{path}.{key}", f"{key!r} is not a key of a {role} message")
         if "name" in message and not isinstance(message["name"], str):
