@@ -191,3 +191,13 @@ def test_password_prompt_in_a_terminal_is_not_echoed(local_server, tmp_path):
     assert TEST_KEY not in text  # not echoed, not printed
     info = json.loads(text.split("RESULT ", 1)[1].splitlines()[0])
     assert info == {"source": "prompt", "masked": "ftu…cdef", "ok": True}
+
+
+def test_fine_tunable_on_openai_are_the_known_snapshots_and_your_models():
+    from ftutils.connect import Connection, fine_tunable
+
+    conn = Connection("openai", "https://api.openai.com/v1", "test", "env", "sk-…abcd")
+    listed = ["gpt-4o-mini-2024-07-18", "gpt-4o-mini", "gpt-4.1-nano-2025-04-14", "dall-e-3", "whisper-1",
+              "ft:gpt-4o-mini-2024-07-18:acme:support:abc123", "ft:gpt-4o-mini-2024-07-18:acme:support:abc123:ckpt-step-20"]
+    assert fine_tunable(conn, listed) == ["gpt-4.1-nano-2025-04-14", "gpt-4o-mini-2024-07-18",
+                                          "ft:gpt-4o-mini-2024-07-18:acme:support:abc123"]
