@@ -133,7 +133,7 @@ def test_concurrent_requests_get_their_own_answers(engine, adapter):
 
 def test_multibyte_characters_split_across_tokens_decode_whole(engine):
     tokenizer = engine.model(TINY)[1]
-    vocab = inference._Vocab.of(tokenizer)
+    vocab = inference._Vocab(tokenizer)
     ids = tokenizer("你好 ü", add_special_tokens=False)["input_ids"]
     assert b"".join(vocab.bytes(i) for i in ids) == "你好 ü".encode()
     state = inference._Choice(stops=[], want_logprobs=False)

@@ -15,6 +15,7 @@ import copy
 import inspect
 import os
 import threading
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,8 @@ from ftutils.local.models import BASE_MODELS, load_base  # noqa: E402
 DEFAULT_MAX_TOKENS = 256
 MAX_TOP_LOGPROBS = 20  # OpenAI's limit
 SMALL_MODEL_PARAMS = 20_000_000  # below this a forward pass runs on one thread
+_small: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> below SMALL_MODEL_PARAMS
+_forward_params: dict[type, dict] = {}  # model class -> its forward()'s parameters
 
 
 @dataclass
@@ -76,9 +79,16 @@ class InferenceError(ValueError):
 
 
 class InferenceEngine:
+    """Chat completions for the API process; safe to call from several threads.
+
+    `max_cached` counts fine-tunes kept merged in memory besides the bases; each costs
+    a copy of its base's non-embedding weights (~430 MB fp32 for SmolLM2-135M).
+    """
+
     def __init__(self, data_dir, extra_models: dict[str, str] | None = None, max_cached: int = 4):
         self.data_dir, self.extra_models, self.max_cached = Path(data_dir), extra_models or {}, max_cached
         self._bases: dict[str, tuple] = {}
+        self._vocabs: dict[str, _Vocab] = {}
         self._tuned: OrderedDict[tuple[str, str], torch.nn.Module] = OrderedDict()
         self._load_lock = threading.Lock()
         # One forward pass at a time: the CPU has few cores and concurrent passes would
@@ -143,6 +153,12 @@ class InferenceEngine:
                 self._tuned.popitem(last=False)
             return self._tuned[key], tokenizer
 
+    def _vocab(self, base_model: str, tokenizer) -> "_Vocab":
+        with self._load_lock:
+            if base_model not in self._vocabs:
+                self._vocabs[base_model] = _Vocab(tokenizer)
+            return self._vocabs[base_model]
+
     def _run(self, base_model, adapter_dir, messages, max_tokens, temperature, top_p, seed, stop, n,
              want_logprobs, top_logprobs):
         """Yields the prompt's token count, then (row, StreamDelta, tokens generated) as tokens come."""
@@ -159,7 +175,7 @@ class InferenceEngine:
         limit = min(max_tokens or DEFAULT_MAX_TOKENS, room)
         stops = [stop] if isinstance(stop, str) else [s for s in (stop or []) if s]
         k = top_logprobs if want_logprobs else 0
-        vocab = _Vocab.of(tokenizer)
+        vocab = self._vocab(base_model, tokenizer)
         generator = torch.Generator()
         if seed is None:
             generator.seed()
@@ -228,15 +244,7 @@ class _Choice:
 
 
 class _Vocab:
-    """Token bytes and stop ids for a tokenizer, worked out once per tokenizer."""
-
-    _cache: dict[int, "_Vocab"] = {}
-
-    @classmethod
-    def of(cls, tokenizer) -> "_Vocab":
-        if id(tokenizer) not in cls._cache:
-            cls._cache[id(tokenizer)] = cls(tokenizer)
-        return cls._cache[id(tokenizer)]
+    """Token bytes and stop ids for a tokenizer, worked out as tokens first appear."""
 
     def __init__(self, tokenizer):
         self.tokenizer = tokenizer
@@ -273,8 +281,9 @@ class _Vocab:
 
 def _step(model, ids, cache):
     """Next-token logits (fp32, on the CPU) after `ids`, and the grown KV cache."""
-    small = model.device.type == "cpu" and sum(p.numel() for p in model.parameters()) < SMALL_MODEL_PARAMS
-    if small:
+    if model not in _small:
+        _small[model] = model.device.type == "cpu" and sum(p.numel() for p in model.parameters()) < SMALL_MODEL_PARAMS
+    if _small[model]:
         # A tiny model's matmuls are too small to split across threads, and on a CPU shared
         # with the training worker the second thread mostly waits (we saw 100x slower ops).
         # Callers hold the compute lock, so no other forward pass sees this setting.
@@ -288,7 +297,9 @@ def _step(model, ids, cache):
 
 
 def _forward(model, ids, cache):
-    params = inspect.signature(model.forward).parameters
+    if type(model) not in _forward_params:
+        _forward_params[type(model)] = inspect.signature(model.forward).parameters
+    params = _forward_params[type(model)]
     # transformers 5 renamed past_key_values to cache; take whichever this version has.
     name = "cache" if "cache" in params else "past_key_values"
     extra = {"logits_to_keep": 1} if "logits_to_keep" in params else {}  # skip the prompt's logits

@@ -113,10 +113,21 @@ class TrainConfig:
 
 class TrainSink(Protocol):
     def on_start(self, total_steps: int, n_epochs: int, n_train_examples: int) -> None: ...
-    def on_message(self, level: str, message: str) -> None: ...
-    def on_metrics(self, record: dict) -> None: ...
-    def on_checkpoint(self, step: int, epoch: int, path: Path, metrics: dict) -> None: ...
-    def should_stop(self) -> str | None: ...
+
+    def on_message(self, level: str, message: str) -> None:
+        """level is "info" or "warn", as OpenAI's job events have them."""
+
+    def on_metrics(self, record: dict) -> None:
+        """After every step: step, train_loss, train_mean_token_accuracy; valid_loss and
+        valid_mean_token_accuracy every eval_every steps; full_valid_loss and
+        full_valid_mean_token_accuracy on an epoch's last step (with a validation file)."""
+
+    def on_checkpoint(self, step: int, epoch: int, path: Path, metrics: dict) -> None:
+        """At each epoch end and on pause; `epoch` counts the epochs completed, `path`
+        (checkpoints/step-N/) holds the adapter and the state to resume from."""
+
+    def should_stop(self) -> str | None:
+        """Asked before every step: None to go on, "cancel" or "pause" to stop."""
 
 
 @dataclass
