@@ -23,9 +23,6 @@ def register(subparsers) -> None:
 
 
 def serve(args) -> int:
-    import uvicorn
-
-    from ftutils.local.app import create_app
     from ftutils.local.settings import Settings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -48,6 +45,9 @@ def serve(args) -> int:
         return 1
     sock.listen(128)
     settings.port = sock.getsockname()[1]
+    import uvicorn  # the heavy imports wait until we know the port is ours
+
+    from ftutils.local.app import create_app
     server = _Server(uvicorn.Config(create_app(settings), log_level="info", access_log=False, lifespan="on"),
                      settings)
     server.run(sockets=[sock])

@@ -302,6 +302,21 @@ class Worker:
                           allowed=("validating_files", "queued", "running"))
 
 
+def _warm_up() -> None:
+    """Pay the heavy imports while idle, not inside the first job: transformers and peft load
+    their modules lazily, on first attribute access, which costs seconds on a busy CPU."""
+    import peft
+    import transformers
+
+    import ftutils.data.validate  # noqa: F401
+    import ftutils.local.trainer  # noqa: F401
+
+    for name in ("AutoModelForCausalLM", "AutoTokenizer", "LlamaForCausalLM", "LlamaConfig", "PreTrainedTokenizerFast"):
+        getattr(transformers, name)
+    for name in ("LoraConfig", "PeftModel", "get_peft_model"):
+        getattr(peft, name)
+
+
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
     settings = Settings.from_json(os.environ.pop(ENV))
@@ -316,13 +331,12 @@ def main() -> int:
     # Training is background work: let the API process (and the notebook) win the CPU.
     with contextlib.suppress(OSError):
         os.nice(5)
-    import torch
-    torch.set_num_threads(settings.torch_threads or max(1, (os.cpu_count() or 2) - 1))
     with worker.exclusive():
         if not worker.shutting_down:
             worker.recover()
-            # Pay the heavy imports (transformers, peft) while idle, not inside the first job.
-            import ftutils.local.trainer  # noqa: F401
+            import torch
+            torch.set_num_threads(settings.torch_threads or max(1, (os.cpu_count() or 2) - 1))
+            _warm_up()
             worker.loop()
     return 0
 
