@@ -19,6 +19,8 @@ def register(subparsers) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: loopback only)")
     parser.add_argument("--port", type=int, default=8000, help="TCP port (default 8000; 0 picks a free one)")
     parser.add_argument("--data-dir", default=None, help="state directory (default $FTUTILS_DATA_DIR or ~/.ftutils/local)")
+    parser.add_argument("--model", action="append", default=[], metavar="ID=DIR",
+                        help="serve and fine-tune a local Hugging Face model folder as base model ID (repeatable)")
     parser.set_defaults(func=serve)
 
 
@@ -27,10 +29,20 @@ def serve(args) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
-        settings = Settings.load(args.data_dir, host=args.host, port=args.port)
+        extra = {}
+        for spec in args.model:
+            model_id, sep, folder = spec.partition("=")
+            if not sep or not model_id or not os.path.isdir(folder):
+                raise ValueError(f"--model wants ID=DIR with an existing folder, got {spec!r}")
+            extra[model_id] = os.path.abspath(folder)
+        settings = Settings.load(args.data_dir, host=args.host, port=args.port,
+                                 **({"extra_models": extra} if extra else {}))
     except (OSError, ValueError) as exc:
         print(f"ftutils serve: {exc}", file=sys.stderr)
         return 2
+    if settings.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"ftutils serve: listening on {settings.host}, not loopback: anyone who can reach it and has "
+              "the key can use it; the traffic is plain HTTP.", file=sys.stderr)
     sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     # Headers and body leave in separate writes; with Nagle on, delayed ACKs add ~40 ms to
