@@ -216,3 +216,27 @@ def test_pause_and_resume(api, tmp_path):
     rows = list(csv.DictReader(io.StringIO(api.files.content(job.result_files[0]).text)))
     assert [int(r["step"]) for r in rows] == list(range(1, 49))  # no step lost or repeated
     assert len(api.fine_tuning.jobs.checkpoints.list(job.id).data) == 3  # only the last three are kept
+
+
+@pytest.mark.slow
+def test_a_crash_in_training_fails_the_job_and_keeps_what_was_written(api, local_server, tmp_path):
+    train = upload(api, tmp_path, "train.jsonl", chat_lines(12))
+    job = api.fine_tuning.jobs.create(model="tiny-smollm2", training_file=train.id,
+                                      hyperparameters={"n_epochs": 20, "batch_size": 1})
+    wait_until(lambda: metrics_steps(api, job.id), timeout=90, what="the first training step")
+    api.fine_tuning.jobs.pause(job.id)
+    wait_until(lambda: any(e.message.startswith("Fine-tuning job paused") for e in all_events(api, job.id)),
+               what="the worker to pause")
+    [ckpt] = api.fine_tuning.jobs.checkpoints.list(job.id).data
+    before = [e.id for e in all_events(api, job.id)]
+    # Damage the checkpoint the job will resume from: the trainer raises while loading it.
+    state = local_server.data_dir / "jobs" / job.id / "checkpoints" / f"step-{ckpt.step_number}" / "trainer_state.pt"
+    state.write_bytes(b"not a checkpoint")
+    api.fine_tuning.jobs.resume(job.id)
+    job = wait_for(api, job.id, ("failed", "succeeded"), timeout=90)
+    assert job.status == "failed" and job.error.code == "training_failed" and job.error.param is None
+    assert job.error.message.startswith("Training failed: ") and job.finished_at and job.fine_tuned_model is None
+    after = all_events(api, job.id)
+    assert [e.id for e in after[:len(before)]] == before and after[-1].level == "error"
+    assert [c.id for c in api.fine_tuning.jobs.checkpoints.list(job.id).data] == [ckpt.id]
+    assert api.files.retrieve(train.id).id == train.id
