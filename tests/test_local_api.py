@@ -255,3 +255,16 @@ def test_health_and_server_json(local_server):
     info = json.loads((local_server.data_dir / "server.json").read_text())
     assert info == {"url": local_server.base_url, "pid": local_server.process.pid}
     assert httpx.get(local_server.base_url.removesuffix("/v1") + "/health").json()["worker"] == "running"
+
+
+@pytest.mark.parametrize("body, param", [({"messages": []}, "messages"), ({"max_tokens": 0}, "max_tokens"),
+                                         ({"messages": ["hi"]}, "messages[0]"), ({"tools": []}, "tools"),
+                                         ({"messages": [{"role": "robot", "content": "x"}]}, "messages[0].role"),
+                                         ({"n": 0}, "n"), ({"top_p": 0}, "top_p")])
+def test_chat_request_errors_name_the_param(local_server, body, param):
+    full = {"model": "tiny-smollm2", "messages": [{"role": "user", "content": "hi"}], **body}
+    response = httpx.post(f"{local_server.base_url}/chat/completions", json=full,
+                          headers={"Authorization": f"Bearer {local_server.api_key}"})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["param"] == param and error["type"] == "invalid_request_error"

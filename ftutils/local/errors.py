@@ -55,8 +55,13 @@ def too_large(limit: int) -> APIError:
 
 
 def _param(loc: tuple) -> str | None:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
-    return ".".join(parts) or None
+    """("body", "messages", 0, "role") -> "messages[0].role", the way OpenAI names params."""
+    out = ""
+    for part in loc:
+        if part in ("body", "query", "path", "header"):
+            continue
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or None
 
 
 async def _api_error(request: Request, exc: APIError) -> JSONResponse:
