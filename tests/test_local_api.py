@@ -268,3 +268,13 @@ def test_chat_request_errors_name_the_param(local_server, body, param):
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["param"] == param and error["type"] == "invalid_request_error"
+
+
+def test_malformed_multipart_is_a_400_and_leaves_nothing(local_server):
+    before = set((local_server.data_dir / "files").iterdir())
+    body = b"--XYZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jsonl\"\r\n\r\n{}\r\n--XYZ\r\nbroken"
+    for content_type in ("multipart/form-data; boundary=XYZ", "application/json"):
+        response = httpx.post(f"{local_server.base_url}/files", content=body,
+                              headers={"Authorization": f"Bearer {local_server.api_key}", "content-type": content_type})
+        assert response.status_code == 400 and response.json()["error"]["type"] == "invalid_request_error"
+    assert set((local_server.data_dir / "files").iterdir()) == before

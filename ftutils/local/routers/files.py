@@ -15,6 +15,7 @@ from typing import Literal, Optional
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
+from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from ftutils.local import errors, schemas
@@ -120,7 +121,10 @@ async def create_file(request: Request):
                 if received > settings.max_upload_bytes + MAX_DRAIN:
                     break
                 continue
-            parser.write(chunk)
+            try:
+                parser.write(chunk)
+            except MultipartParseError as exc:
+                raise errors.invalid(f"Could not parse the multipart body: {exc}", "file", "invalid_multipart") from None
         upload.close()
         if upload.too_large:
             raise errors.too_large(settings.max_upload_bytes)
