@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ftutils.evaluate.recommend import best_candidate
+
 HYPERPARAMETERS = ("n_epochs", "batch_size", "learning_rate_multiplier")
 
 
@@ -50,8 +52,8 @@ def run_row(run_dir: Path) -> dict | None:
             row["ft_macro_f1_lo"], row["ft_macro_f1_hi"] = lo, hi
     pair = next((p for p in evaluation.get("paired", []) if p["a"] == "base" and p["b"] == "fine-tuned"), None)
     row["ft_vs_base_p"] = pair["mcnemar"]["p_value"] if pair else None
-    tuned = [c for c in evaluation.get("candidates", []) if c["kind"] in ("fine_tuned", "checkpoint")]
-    row["best"] = max(tuned, key=lambda c: c["metrics"]["macro_f1"])["name"] if tuned else None
+    best = best_candidate(evaluation, ("fine_tuned", "checkpoint"))
+    row["best"] = best["name"] if best else None
     return row
 
 
