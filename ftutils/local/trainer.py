@@ -33,6 +33,7 @@ WARMUP_FRACTION = 0.05
 MEGABATCH = 50  # batches sorted by length together; HF's LengthGroupedSampler uses 50 too
 MICRO_BATCH_TOKENS = 4096  # padded tokens per forward pass, bounds activation memory
 GRAD_CLIP = 1.0
+EAGER_ATTENTION_MAX = 512  # longest example (tokens) for which training uses matmul attention
 # Models whose logits are exactly lm_head(final hidden state), so it can be applied to
 # the labelled positions alone (others, e.g. with logit soft-capping, take the full path).
 PLAIN_HEAD_TYPES = {"llama", "mistral", "qwen2", "qwen3", "phi3", "smollm3", "olmo2"}
@@ -204,6 +205,7 @@ def _train(config: TrainConfig, sink: TrainSink) -> TrainResult:
         sink.on_message("info", f"Resumed from step {state['step']} (epoch {state['epoch'] + 1}).")
 
     bf16 = _want_bf16(config.use_bf16, model.device)
+    _tune_for_speed(model, bf16, max(len(e.input_ids) for e in train_set + valid_set))
     autocast = lambda: torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16)  # noqa: E731
     sink.on_message("info", f"Fine-tuning {config.base_model} with LoRA r={config.lora_r} on all linear layers: "
                             f"{len(train_set)} examples, {config.n_epochs} epochs, batch size {config.batch_size}, "
@@ -215,6 +217,8 @@ def _train(config: TrainConfig, sink: TrainSink) -> TrainResult:
 
     def checkpoint(metrics):
         nonlocal last_checkpoint
+        if last_checkpoint and last_checkpoint.name == f"step-{state['step']}":
+            return  # a pause right after an epoch's checkpoint: that one is this state
         last_checkpoint = _save(model, output_dir / "checkpoints" / f"step-{state['step']}",
                                 {**state, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                                  "torch_rng": torch.get_rng_state(), "n_train": len(train_set),
@@ -245,10 +249,10 @@ def _train(config: TrainConfig, sink: TrainSink) -> TrainResult:
             if valid_set and state["step"] % config.eval_every == 0:
                 index = (state["step"] // config.eval_every) % math.ceil(len(valid_set) / config.batch_size)
                 chunk = valid_set[index * config.batch_size:(index + 1) * config.batch_size]
-                record["valid_loss"], record["valid_mean_token_accuracy"] = _evaluate(model, chunk, config.batch_size, pad_id, autocast)
+                record["valid_loss"], record["valid_mean_token_accuracy"] = _evaluate(model, chunk, pad_id, autocast)
             if state["batch"] == len(batches) and valid_set:
                 record["full_valid_loss"], record["full_valid_mean_token_accuracy"] = _evaluate(
-                    model, valid_set, config.batch_size, pad_id, autocast)
+                    model, valid_set, pad_id, autocast)
             sink.on_metrics(record)
         state["epoch"] += 1
         state["batch"] = 0
@@ -316,13 +320,11 @@ def _labelled_logits(model, ids, mask, labels):
 
 
 @torch.no_grad()
-def _evaluate(model, examples, batch_size, pad_id, autocast) -> tuple[float, float]:
+def _evaluate(model, examples, pad_id, autocast) -> tuple[float, float]:
+    """Mean loss and token accuracy over `examples`, in as few forward passes as fit."""
     model.eval()
-    loss, correct, n = 0.0, 0, 0
-    for start in range(0, len(examples), batch_size):
-        with autocast():
-            batch_loss, batch_correct, batch_n = _loss(model, examples[start:start + batch_size], pad_id, backward=False)
-        loss, correct, n = loss + batch_loss, correct + batch_correct, n + batch_n
+    with autocast():
+        loss, correct, n = _loss(model, examples, pad_id, backward=False)
     model.train()
     return loss / n, correct / n
 
@@ -373,20 +375,42 @@ def _restore(path: Path, optimizer, scheduler, n_train: int, config: TrainConfig
 
 
 def _save(model, target: Path, state: dict | None) -> Path:
-    """The adapter (and trainer state) in `target`, which appears whole or not at all."""
-    if target.exists():  # a pause at an epoch end: that checkpoint is this state
-        return target
+    """The adapter (and trainer state) in `target`, which is whole whenever it exists."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=target.parent))
     try:
         model.save_pretrained(tmp)
         if state is not None:
             torch.save(state, tmp / STATE_FILE)
-        os.rename(tmp, target)
+        if target.exists():  # left by an earlier attempt at this job: ours is the current state
+            stale = Path(tempfile.mkdtemp(prefix=f".old-{target.name}-", dir=target.parent))
+            os.rename(target, stale / target.name)
+            os.rename(tmp, target)
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            os.rename(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
+
+
+def _tune_for_speed(model, bf16: bool, longest: int) -> None:
+    """Changes that leave every computed value as it was, and save time on a CPU."""
+    inner = model.get_base_model()
+    if model.device.type == "cpu" and longest <= EAGER_ATTENTION_MAX and inner.config.model_type in PLAIN_HEAD_TYPES:
+        # For short chats plain matmul attention trains ~18% faster than torch's CPU
+        # flash-attention kernel, whose backward dominates at these sizes; its L x L
+        # scores would cost too much memory for long ones.
+        inner.set_attn_implementation("eager")
+    if bf16:
+        # Autocast would cast each frozen weight to bf16 again on every forward pass
+        # (frozen weights are not in its cache); cast them once. The tied embedding
+        # stays fp32 so the residual stream does too.
+        tied = inner.get_input_embeddings().weight
+        for module in inner.modules():
+            if isinstance(module, torch.nn.Linear) and not module.weight.requires_grad and module.weight is not tied:
+                module.weight.data = module.weight.data.to(torch.bfloat16)
 
 
 def _want_bf16(setting, device: torch.device) -> bool:
