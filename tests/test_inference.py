@@ -72,11 +72,11 @@ def test_tiny_top_p_keeps_only_the_most_likely_token(engine):
 
 def test_stop_string_cuts_the_text_in_generate_and_stream(engine):
     greedy = engine.generate(TINY, None, ASK, temperature=0, max_tokens=12).choices[0].text
-    stop = greedy[5:8]
-    expected = greedy[:greedy.find(stop)]
-    cut = engine.generate(TINY, None, ASK, temperature=0, max_tokens=12, stop=["never-there", stop])
-    assert (cut.choices[0].text, cut.choices[0].finish_reason) == (expected, "stop")
-    deltas = list(engine.stream(TINY, None, ASK, temperature=0, max_tokens=12, stop=stop))
+    stop, other = greedy[5:8], greedy[7:10]
+    expected = greedy[:min(greedy.find(stop), greedy.find(other))]
+    cut = engine.generate(TINY, None, ASK, temperature=0, max_tokens=12, stop=["never-there", other, stop])
+    assert (cut.choices[0].text, cut.choices[0].finish_reason) == (expected, "stop")  # the earliest stop wins
+    deltas = list(engine.stream(TINY, None, ASK, temperature=0, max_tokens=12, stop=[stop, other]))
     assert "".join(d.text for d in deltas) == expected
     assert [d.finish_reason for d in deltas][-1] == "stop" and all(d.finish_reason is None for d in deltas[:-1])
 

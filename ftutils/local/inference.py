@@ -221,13 +221,14 @@ class _Choice:
             return self._finish("stop", logprobs)
         start = len(self.text)
         self.text += self.decoder.decode(vocab.bytes(token))
-        for stop in self.stops:
-            cut = self.text.find(stop, max(0, start - len(stop) + 1))
-            if cut >= 0:
-                self.text = self.text[:cut]
-                # The token that completed the stop string is reported only if part of it
-                # stays in the answer.
-                return self._finish("stop", logprobs if start < cut else ([] if self.want_logprobs else None), flush=False)
+        cuts = [self.text.find(stop, max(0, start - len(stop) + 1)) for stop in self.stops]
+        cuts = [cut for cut in cuts if cut >= 0]
+        if cuts:
+            cut = min(cuts)
+            self.text = self.text[:cut]
+            # The token that completed the stop string is reported only if part of it
+            # stays in the answer.
+            return self._finish("stop", logprobs if start < cut else ([] if self.want_logprobs else None), flush=False)
         if final:
             return self._finish("length", logprobs)
         # Hold back an ending that could still grow into a stop string.
