@@ -18,7 +18,9 @@ FLAT_DROP = 0.03          # training loss fell by less than 3 % over the whole r
 DIVERGE_RISE = 0.25       # training loss ended 25 % above where it started
 OVERFIT_RISE = 0.08       # validation loss ended 8 % above its minimum...
 OVERFIT_MIN_BEFORE = 0.9  # ...which came before the last 10 % of the run
-STEEP_TAIL_DROP = 0.10    # training loss still fell 10 % over the last fifth of the run
+STEEP_TAIL_DROP = 0.10    # training loss still fell 10 % over the last fifth of the run...
+STEEP_TAIL_SHARE = 0.10   # ...and that was 10 % of the run's whole improvement (near zero loss,
+                          # 0.05 -> 0.03 is a big relative drop but nothing left to learn)
 HIGH_FINAL_LOSS = 1.5     # nats per token; a fine-tuned chat model usually ends far below
 GAP_RATIO, GAP_ABS = 2.0, 0.3  # validation over twice training, and by more than 0.3
 
@@ -177,7 +179,9 @@ def diagnose(metrics_df: pd.DataFrame, checkpoints=None, n_epochs: int | None = 
     if verdict == "good":
         tail_start = max(0, min(int(n * 0.8), n - 3))  # the last fifth, but at least two steps back
         tail_from = float(train[min(tail_start, n - 1)])
-        still_falling = n >= 5 and (tail_from - last) > STEEP_TAIL_DROP * tail_from
+        tail_drop = tail_from - last
+        still_falling = (n >= 5 and tail_drop > STEEP_TAIL_DROP * tail_from
+                         and tail_drop > STEEP_TAIL_SHARE * max(first - last, 0.0))
         if still_falling or last > HIGH_FINAL_LOSS:
             verdict = "underfitting"
             if still_falling:

@@ -55,6 +55,16 @@ def test_good_fit():
     assert d.best_checkpoint_step == 200
 
 
+def test_converged_near_zero_is_not_underfitting():
+    # The shape of a real SmolLM2 run: 5.4 -> ~0.03 in a third of the run, then noise near zero,
+    # where 0.05 -> 0.03 is a large *relative* drop but nothing is left to learn.
+    t = np.linspace(0, 1, 93)
+    train = 5.4 * np.exp(-12 * t) + 0.03 * (1 - 0.4 * t)
+    valid = 0.9 * np.exp(-10 * t) + 0.07
+    d = diagnose(curves(train, valid, noise=0.3), n_epochs=3)
+    assert d.verdict == "good", str(d)
+
+
 def test_nan_is_unusable():
     train = np.linspace(2, 1, 50)
     train[30:] = np.nan
