@@ -1,0 +1,54 @@
+"""Copy the outputs of a canonical run (`ftutils run --name demo`) into the committed notebooks.
+
+Maintainers run this by hand after a seeded run on the local backend, so a reader on GitHub
+sees real tables and plots. Only outputs travel: sources stay as committed (papermill's
+injected-parameters cell is dropped), and papermill metadata, widget state and timings are
+stripped. Refuses if an output holds a machine path or something that looks like a key.
+
+    .venv/bin/python scripts/refresh_notebook_outputs.py [runs/demo]
+"""
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+SUSPICIOUS = [re.compile(r"sk-[A-Za-z0-9_-]{16,}"), re.compile(re.escape(str(Path.home()))),
+              re.compile(re.escape(str(ROOT)))]
+
+
+def refresh(source: Path, executed: Path) -> None:
+    src = nbformat.read(source, as_version=4)
+    run = nbformat.read(executed, as_version=4)
+    run_cells = [c for c in run.cells if "injected-parameters" not in c.metadata.get("tags", [])]
+    if [c.source for c in run_cells] != [c.source for c in src.cells]:
+        raise SystemExit(f"{executed} was not run from the current {source.name}: run `ftutils run` again")
+    for cell, done in zip(src.cells, run_cells):
+        if cell.cell_type != "code":
+            continue
+        cell.outputs = [o for o in done.outputs if o.get("output_type") != "display_data"
+                        or "application/vnd.jupyter.widget-view+json" not in o.get("data", {})]
+        cell.execution_count = done.execution_count
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+    src.metadata.pop("papermill", None)
+    src.metadata.pop("widgets", None)
+    text = nbformat.writes(src)
+    for pattern in SUSPICIOUS:
+        if pattern.search(text):
+            raise SystemExit(f"{source.name}: an output matches {pattern.pattern!r}; fix the notebook first")
+    source.write_text(text)
+    print(f"updated {source.relative_to(ROOT)}")
+
+
+def main() -> None:
+    run_dir = ROOT / (sys.argv[1] if len(sys.argv) > 1 else "runs/demo")
+    for executed in sorted((run_dir / "notebooks").glob("*.ipynb")):
+        refresh(ROOT / "notebooks" / executed.name, executed)
+
+
+if __name__ == "__main__":
+    main()
