@@ -13,37 +13,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
 import openai
+
+from ftutils.local.process import spawn
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "bench-key-not-a-secret"
 
 
 def start(data_dir: Path) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = (data_dir / "server.log").open("ab")
-    proc = subprocess.Popen([sys.executable, "-m", "ftutils", "serve", "--port", str(port), "--data-dir", str(data_dir)],
-                            env={**os.environ, "FTUTILS_API_KEY": KEY}, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    for _ in range(300):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc, f"http://127.0.0.1:{port}/v1"
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("server did not start; see " + str(data_dir / "server.log"))
+    server = spawn(data_dir, env={"FTUTILS_API_KEY": KEY}, timeout=120, cwd=ROOT)
+    return server.process, server.url
 
 
 def timings(client, job_id: str, n: int) -> dict[str, list[float]]:

@@ -29,9 +29,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,13 +37,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
 import openai
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ftutils.evaluate.candidates import split_example  # noqa: E402
+from ftutils.local.process import spawn  # noqa: E402
 from ftutils.evaluate.classify import AMBIGUOUS_SHARE, classify_generate, classify_score  # noqa: E402
 from ftutils.evaluate.scores import classification_metrics  # noqa: E402
 
@@ -55,22 +53,8 @@ SYSTEM = ("Classify the customer support message into exactly one intent: billin
 
 
 def start(data_dir: Path) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = (data_dir / "server.log").open("ab")
-    proc = subprocess.Popen([sys.executable, "-m", "ftutils", "serve", "--port", str(port), "--data-dir", str(data_dir)],
-                            env={**os.environ, "FTUTILS_API_KEY": KEY}, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    for _ in range(600):
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited with {proc.returncode}; see {data_dir / 'server.log'}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc, f"http://127.0.0.1:{port}/v1"
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("server did not start; see " + str(data_dir / "server.log"))
+    server = spawn(data_dir, env={"FTUTILS_API_KEY": KEY}, timeout=120, cwd=ROOT)
+    return server.process, server.url
 
 
 def tickets(n_test: int, seed: int = 0):

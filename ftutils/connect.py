@@ -13,15 +13,13 @@ import html
 import json
 import logging
 import os
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 
+from ftutils.local.process import healthy, spawn, stop
 from ftutils.widgets.base import interactive
 
 log = logging.getLogger(__name__)
@@ -159,14 +157,6 @@ def data_dir() -> Path:
     return Path(os.environ.get("FTUTILS_DATA_DIR") or Path.home() / ".ftutils" / "local").expanduser()
 
 
-def _healthy(url: str) -> bool:
-    root = url.rstrip("/").removesuffix("/v1")
-    try:
-        return httpx.get(f"{root}/health", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 def running_server(directory: Path) -> str | None:
     """The URL in DIR/server.json when that server answers /health."""
     try:
@@ -174,7 +164,7 @@ def running_server(directory: Path) -> str | None:
     except (OSError, ValueError):
         return None
     url = info.get("url")
-    return url if url and _healthy(url) else None
+    return url if url and healthy(url) else None
 
 
 _started: list[subprocess.Popen] = []
@@ -182,47 +172,19 @@ _started: list[subprocess.Popen] = []
 
 def _stop_started() -> None:
     for proc in _started:
-        if proc.poll() is None:
-            proc.terminate()  # SIGTERM lets uvicorn shut down and remove server.json
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(proc)
     _started.clear()
 
 
 atexit.register(_stop_started)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_server(directory: Path, timeout: float = START_TIMEOUT) -> str:
     """Start `ftutils serve` in the background on a free loopback port; stopped at exit."""
-    directory.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
-    logfile = directory / "server.log"
-    cmd = [sys.executable, "-m", "ftutils", "serve", "--host", "127.0.0.1", "--port", str(port),
-           "--data-dir", str(directory)]
-    with logfile.open("ab") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    _started.append(proc)
-    url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = logfile.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"the local server exited with code {proc.returncode}; its log ({logfile}) ends:\n{tail}")
-        if _healthy(url):
-            log.info("started local server pid %s at %s", proc.pid, url)
-            return url
-        time.sleep(0.3)
-    _stop_started()
-    raise RuntimeError(f"the local server did not answer within {timeout:.0f}s; see {logfile}")
+    server = spawn(directory, timeout=timeout)
+    _started.append(server.process)
+    log.info("started local server pid %s at %s", server.process.pid, server.url)
+    return server.url
 
 
 def _local(api_key, base_url, reason) -> Connection:

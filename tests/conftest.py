@@ -6,15 +6,13 @@ SQLite and data dir); tests talk to it through the official `openai` client.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
+
+from ftutils.local.process import free_port, spawn, stop  # noqa: F401 (tests import free_port from here)
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_KEY = "ftutils-test-key-0123456789abcdef"  # not a secret: only this test server knows it
@@ -36,12 +34,6 @@ def _isolated_env(tmp_path_factory):
     os.environ.update(saved)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass
 class LocalServer:
     base_url: str  # ends in /v1, as the openai client wants it
@@ -56,35 +48,13 @@ class LocalServer:
 
 
 def start_server(data_dir: Path, port: int | None = None, env: dict | None = None, timeout: float = 60) -> LocalServer:
-    port = port or free_port()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    log = data_dir / "server.log"
-    full_env = {**os.environ, "FTUTILS_API_KEY": TEST_KEY, **(env or {})}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ftutils", "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)],
-        stdout=log.open("ab"), stderr=subprocess.STDOUT, env=full_env, cwd=ROOT,
-    )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return LocalServer(f"http://127.0.0.1:{port}/v1", full_env["FTUTILS_API_KEY"], data_dir, proc, log)
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError(f"server did not answer /health in {timeout}s:\n{log.read_text()[-4000:]}")
+    env = {"FTUTILS_API_KEY": TEST_KEY, **(env or {})}
+    server = spawn(data_dir, port=port, env=env, timeout=timeout, cwd=ROOT)
+    return LocalServer(server.url, env["FTUTILS_API_KEY"], Path(data_dir), server.process, server.log)
 
 
 def stop_server(server: LocalServer) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait()
+    stop(server.process)
 
 
 @pytest.fixture(scope="session")
