@@ -34,7 +34,10 @@ def test_job_followed_live_and_plain_to_success(client, tmp_path, monkeypatch, c
     plain = jobs.watch(client, job.id, interactive=False, poll=0.5, timeout=300)
     assert plain.status == "succeeded"
     out = capsys.readouterr().out
-    assert f"{job.id}: running" in out and "steps: 100%" in out and f"{job.id} succeeded: {plain.fine_tuned_model}" in out
+    # Which intermediate statuses a poll catches depends on timing (a tiny job can finish
+    # between two polls), so only the first line's form and the end are certain.
+    assert any(f"{job.id}: {status}" in out for status in ("validating_files", "queued", "running")), out
+    assert "steps: 100%" in out and f"{job.id} succeeded: {plain.fine_tuned_model}" in out
 
     job = monitor.wait(timeout=60)
     assert job.status == "succeeded"
