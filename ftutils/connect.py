@@ -153,6 +153,12 @@ def _openai(api_key, base_url, dotenv, prompt, reason) -> Connection:
 
 # ---- the local backend ----------------------------------------------------------------
 
+def _shown(path: Path) -> str:
+    """A path for display: the home folder as ~, so notebook outputs name no user's machine."""
+    home = Path.home()
+    return "~/" + str(path.relative_to(home)) if path.is_relative_to(home) else str(path)
+
+
 def data_dir() -> Path:
     return Path(os.environ.get("FTUTILS_DATA_DIR") or Path.home() / ".ftutils" / "local").expanduser()
 
@@ -209,7 +215,7 @@ def _local(api_key, base_url, reason) -> Connection:
     if not key:
         source = "missing"
     conn = Connection("local", url.rstrip("/"), reason, source, mask(key), started_server=started,
-                      data_dir=str(directory))
+                      data_dir=_shown(directory))
     conn.client = openai.OpenAI(api_key=key, base_url=url) if key else None
     log.info("connected: %s", conn)
     return conn

@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 import nbformat
+from papermill.iorw import load_notebook_node
 from papermill.parameterize import parameterize_notebook
 
 from tests.conftest import ROOT
@@ -26,7 +27,9 @@ def test_committed_notebooks_reproduce_checked_outputs(local_server, tmp_path):
         nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
         checked = [c for c in nb.cells if c.cell_type == "code" and c.source.lstrip().startswith("# NBVAL_CHECK_OUTPUT")]
         assert all(c.get("outputs") for c in checked), f"{name}: a checked cell has no committed output"
-        nb = parameterize_notebook(nb, {"run_dir": str(run_dir), **TINY[name]})
+        # papermill's loader adds the metadata (tags, papermill) its parameterize expects.
+        nb = parameterize_notebook(load_notebook_node(str(ROOT / "notebooks" / f"{name}.ipynb")),
+                                   {"run_dir": str(run_dir), **TINY[name]})
         path = tmp_path / f"{name}.ipynb"
         nbformat.write(nb, path)
         prepared.append(str(path))
