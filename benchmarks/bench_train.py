@@ -40,7 +40,8 @@ sys.path.insert(0, str(ROOT))
 from ftutils.hyperparams import Hyperparameters  # noqa: E402
 from ftutils.local import chatdata, models  # noqa: E402
 from ftutils.local.inference import InferenceEngine  # noqa: E402
-from ftutils.local.trainer import RecordingSink, TrainConfig, epoch_batches, train  # noqa: E402
+from ftutils.local.steps import epoch_batches  # noqa: E402
+from ftutils.local.trainer import RecordingSink, TrainConfig, train  # noqa: E402
 
 BASE = models.SMOLLM2
 BATCH = 8

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ftutils.local import chatdata, models, trainer
+from ftutils.local import chatdata, models, steps, trainer
 from ftutils.local.trainer import RecordingSink, TrainConfig, train
 
 WORDS = {"good": "positive", "great": "positive", "lovely": "positive", "bad": "negative", "awful": "negative",
@@ -104,11 +104,11 @@ def test_default_system_prompt_is_masked_and_truncation_is_flagged(tokenizer):
 def test_epoch_batches_are_length_grouped_permutations():
     rng = random.Random(1)
     lengths = [rng.randint(5, 200) for _ in range(103)]
-    batches = trainer.epoch_batches(lengths, 8, seed=5, epoch=0)
+    batches = steps.epoch_batches(lengths, 8, seed=5, epoch=0)
     assert sorted(i for b in batches for i in b) == list(range(103))
-    assert batches == trainer.epoch_batches(lengths, 8, seed=5, epoch=0)
-    assert batches != trainer.epoch_batches(lengths, 8, seed=5, epoch=1)
-    assert batches != trainer.epoch_batches(lengths, 8, seed=6, epoch=0)
+    assert batches == steps.epoch_batches(lengths, 8, seed=5, epoch=0)
+    assert batches != steps.epoch_batches(lengths, 8, seed=5, epoch=1)
+    assert batches != steps.epoch_batches(lengths, 8, seed=6, epoch=0)
     padding = sum(len(b) * max(lengths[i] for i in b) - sum(lengths[i] for i in b) for b in batches)
     order = list(range(103))
     random.Random(0).shuffle(order)

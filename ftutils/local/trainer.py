@@ -6,9 +6,8 @@ The loop knows nothing of HTTP or SQLite: the worker passes a sink that turns me
 and checkpoints into job events and rows, and answers `should_stop()` from the job's
 cancel/pause flags.
 
-Speed on a CPU comes from not computing what is thrown away: batches are grouped by
-length (little padding), matmuls run under bf16 autocast where the CPU has bf16 units,
-and the vocabulary projection runs only on positions that carry a label.
+What a step computes, and why it is about twice as fast as a plain transformers loop
+on a CPU, is in `ftutils.local.steps`.
 """
 from __future__ import annotations
 
@@ -23,20 +22,13 @@ from typing import Protocol
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads; see models.py
 
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 
-from ftutils.local import chatdata  # noqa: E402
+from ftutils.local import chatdata, steps  # noqa: E402
 from ftutils.local.models import TINY, load_base  # noqa: E402
 
 STATE_FILE = "trainer_state.pt"
 WARMUP_FRACTION = 0.05
-MEGABATCH = 50  # batches sorted by length together; HF's LengthGroupedSampler uses 50 too
-MICRO_BATCH_TOKENS = 4096  # padded tokens per forward pass, bounds activation memory
 GRAD_CLIP = 1.0
-EAGER_ATTENTION_MAX = 512  # longest example (tokens) for which training uses matmul attention
-# Models whose logits are exactly lm_head(final hidden state), so it can be applied to
-# the labelled positions alone (others, e.g. with logit soft-capping, take the full path).
-PLAIN_HEAD_TYPES = {"llama", "mistral", "qwen2", "qwen3", "phi3", "smollm3", "olmo2"}
 
 
 @dataclass(kw_only=True)
@@ -204,8 +196,8 @@ def _train(config: TrainConfig, sink: TrainSink) -> TrainResult:
         state = _restore(Path(config.resume_from), optimizer, scheduler, len(train_set), config)
         sink.on_message("info", f"Resumed from step {state['step']} (epoch {state['epoch'] + 1}).")
 
-    bf16 = _want_bf16(config.use_bf16, model.device)
-    _tune_for_speed(model, bf16, max(len(e.input_ids) for e in train_set + valid_set))
+    bf16 = steps.want_bf16(config.use_bf16, model.device)
+    steps.tune_for_speed(model, bf16, max(len(e.input_ids) for e in train_set + valid_set))
     autocast = lambda: torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16)  # noqa: E731
     sink.on_message("info", f"Fine-tuning {config.base_model} with LoRA r={config.lora_r} on all linear layers: "
                             f"{len(train_set)} examples, {config.n_epochs} epochs, batch size {config.batch_size}, "
@@ -227,7 +219,7 @@ def _train(config: TrainConfig, sink: TrainSink) -> TrainResult:
 
     model.train()
     while state["epoch"] < config.n_epochs:
-        batches = epoch_batches(lengths, config.batch_size, config.seed, state["epoch"])
+        batches = steps.epoch_batches(lengths, config.batch_size, config.seed, state["epoch"])
         while state["batch"] < len(batches):
             stop = sink.should_stop()
             if stop in ("cancel", "pause"):
@@ -238,7 +230,7 @@ def _train(config: TrainConfig, sink: TrainSink) -> TrainResult:
             batch = [train_set[i] for i in batches[state["batch"]]]
             optimizer.zero_grad(set_to_none=True)
             with autocast():
-                loss_sum, correct, n_labels = _loss(model, batch, pad_id, backward=True)
+                loss_sum, correct, n_labels = steps.batch_loss(model, batch, pad_id, backward=True)
             torch.nn.utils.clip_grad_norm_(params, GRAD_CLIP)
             optimizer.step()
             scheduler.step()
@@ -249,9 +241,9 @@ def _train(config: TrainConfig, sink: TrainSink) -> TrainResult:
             if valid_set and state["step"] % config.eval_every == 0:
                 index = (state["step"] // config.eval_every) % math.ceil(len(valid_set) / config.batch_size)
                 chunk = valid_set[index * config.batch_size:(index + 1) * config.batch_size]
-                record["valid_loss"], record["valid_mean_token_accuracy"] = _evaluate(model, chunk, pad_id, autocast)
+                record["valid_loss"], record["valid_mean_token_accuracy"] = steps.evaluate(model, chunk, pad_id, autocast)
             if state["batch"] == len(batches) and valid_set:
-                record["full_valid_loss"], record["full_valid_mean_token_accuracy"] = _evaluate(
+                record["full_valid_loss"], record["full_valid_mean_token_accuracy"] = steps.evaluate(
                     model, valid_set, pad_id, autocast)
             sink.on_metrics(record)
         state["epoch"] += 1
@@ -261,72 +253,6 @@ def _train(config: TrainConfig, sink: TrainSink) -> TrainResult:
     final = _save(model, output_dir / "final", None)
     sink.on_message("info", f"Training finished: {state['step']} steps, {state['trained_tokens']} tokens.")
     return TrainResult(state["trained_tokens"], state["step"], final, None, record)
-
-
-def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
-    """One epoch's batches of example indices: shuffled, then length-grouped.
-
-    Sorting within megabatches of 50 batches puts similar lengths together (little
-    padding) while the shuffle still changes which examples meet each epoch; the batch
-    order is shuffled again so long batches do not all come first.
-    """
-    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
-    order = torch.randperm(len(lengths), generator=generator).tolist()
-    span = batch_size * MEGABATCH
-    batches = []
-    for start in range(0, len(order), span):
-        mega = sorted(order[start:start + span], key=lambda i: lengths[i], reverse=True)
-        batches += [mega[i:i + batch_size] for i in range(0, len(mega), batch_size)]
-    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
-
-
-def _loss(model, batch, pad_id, backward: bool):
-    """Summed loss, correct predictions and label count over `batch` (backward if asked).
-
-    Micro-batches bound memory for big batches; each one's loss is divided by the
-    whole batch's label count, so the gradients add up to those of the batch mean.
-    """
-    n_labels = sum(e.n_trained for e in batch)
-    loss_total, correct_total, micro, width = 0.0, 0, [], 0
-    for example in sorted(batch, key=lambda e: len(e.input_ids), reverse=True) + [None]:
-        if example is not None and (not micro or (len(micro) + 1) * width <= MICRO_BATCH_TOKENS):
-            micro.append(example)
-            width = max(width, len(example.input_ids))
-            continue
-        ids, mask, labels = (t.to(model.device) for t in chatdata.pad_batch(micro, pad_id))
-        logits, targets = _labelled_logits(model, ids, mask, labels)
-        loss = F.cross_entropy(logits.float(), targets, reduction="sum")
-        if backward:
-            (loss / n_labels).backward()
-        loss_total += loss.item()
-        correct_total += (logits.argmax(-1) == targets).sum().item()
-        if example is not None:
-            micro, width = [example], len(example.input_ids)
-    return loss_total, correct_total, n_labels
-
-
-def _labelled_logits(model, ids, mask, labels):
-    """Logits at the positions that predict a label, and those labels."""
-    targets = labels[:, 1:]
-    keep = targets != chatdata.IGNORE
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    if inner.config.model_type in PLAIN_HEAD_TYPES:
-        # The vocabulary projection is a fifth of SmolLM2's compute per token; most
-        # positions (the prompt) have no label, so project only those that do.
-        hidden = inner.base_model(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
-        return inner.get_output_embeddings()(hidden[:, :-1][keep]), targets[keep]
-    logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
-    return logits[:, :-1][keep], targets[keep]
-
-
-@torch.no_grad()
-def _evaluate(model, examples, pad_id, autocast) -> tuple[float, float]:
-    """Mean loss and token accuracy over `examples`, in as few forward passes as fit."""
-    model.eval()
-    with autocast():
-        loss, correct, n = _loss(model, examples, pad_id, backward=False)
-    model.train()
-    return loss / n, correct / n
 
 
 def _load_examples(path, tokenizer, config, sink, what) -> list[chatdata.Encoded]:
@@ -395,30 +321,3 @@ def _save(model, target: Path, state: dict | None) -> Path:
     return target
 
 
-def _tune_for_speed(model, bf16: bool, longest: int) -> None:
-    """Changes that leave every computed value as it was, and save time on a CPU."""
-    inner = model.get_base_model()
-    if model.device.type == "cpu" and longest <= EAGER_ATTENTION_MAX and inner.config.model_type in PLAIN_HEAD_TYPES:
-        # For short chats plain matmul attention trains ~18% faster than torch's CPU
-        # flash-attention kernel, whose backward dominates at these sizes; its L x L
-        # scores would cost too much memory for long ones.
-        inner.set_attn_implementation("eager")
-    if bf16:
-        # Autocast would cast each frozen weight to bf16 again on every forward pass
-        # (frozen weights are not in its cache); cast them once. The tied embedding
-        # stays fp32 so the residual stream does too.
-        tied = inner.get_input_embeddings().weight
-        for module in inner.modules():
-            if isinstance(module, torch.nn.Linear) and not module.weight.requires_grad and module.weight is not tied:
-                module.weight.data = module.weight.data.to(torch.bfloat16)
-
-
-def _want_bf16(setting, device: torch.device) -> bool:
-    if setting != "auto":
-        return bool(setting)
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    try:
-        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-    except AttributeError:  # private helpers that may move; fp32 is always correct
-        return False

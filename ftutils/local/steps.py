@@ -1,0 +1,115 @@
+"""What one training step computes, and the tricks that make it fast on a CPU.
+
+None of them changes what is computed beyond float rounding: batches are grouped by
+length (little padding), matmuls run under bf16 autocast where the CPU has bf16 units,
+frozen weights are cast to bf16 once instead of on every pass, short chats use matmul
+attention, and the vocabulary projection runs only on positions that carry a label.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ftutils.local import chatdata
+
+MEGABATCH = 50  # batches sorted by length together; HF's LengthGroupedSampler uses 50 too
+MICRO_BATCH_TOKENS = 4096  # padded tokens per forward pass, bounds activation memory
+EAGER_ATTENTION_MAX = 512  # longest example (tokens) for which training uses matmul attention
+# Models whose logits are exactly lm_head(final hidden state), so it can be applied to
+# the labelled positions alone (others, e.g. with logit soft-capping, take the full path).
+PLAIN_HEAD_TYPES = {"llama", "mistral", "qwen2", "qwen3", "phi3", "smollm3", "olmo2"}
+
+
+def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """One epoch's batches of example indices: shuffled, then length-grouped.
+
+    Sorting within megabatches of 50 batches puts similar lengths together (little
+    padding) while the shuffle still changes which examples meet each epoch; the batch
+    order is shuffled again so long batches do not all come first.
+    """
+    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    order = torch.randperm(len(lengths), generator=generator).tolist()
+    span = batch_size * MEGABATCH
+    batches = []
+    for start in range(0, len(order), span):
+        mega = sorted(order[start:start + span], key=lambda i: lengths[i], reverse=True)
+        batches += [mega[i:i + batch_size] for i in range(0, len(mega), batch_size)]
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+
+
+def batch_loss(model, batch, pad_id, backward: bool):
+    """Summed loss, correct predictions and label count over `batch` (backward if asked).
+
+    Micro-batches bound memory for big batches; each one's loss is divided by the
+    whole batch's label count, so the gradients add up to those of the batch mean.
+    """
+    n_labels = sum(e.n_trained for e in batch)
+    loss_total, correct_total, micro, width = 0.0, 0, [], 0
+    for example in sorted(batch, key=lambda e: len(e.input_ids), reverse=True) + [None]:
+        if example is not None and (not micro or (len(micro) + 1) * width <= MICRO_BATCH_TOKENS):
+            micro.append(example)
+            width = max(width, len(example.input_ids))
+            continue
+        ids, mask, labels = (t.to(model.device) for t in chatdata.pad_batch(micro, pad_id))
+        logits, targets = labelled_logits(model, ids, mask, labels)
+        loss = F.cross_entropy(logits.float(), targets, reduction="sum")
+        if backward:
+            (loss / n_labels).backward()
+        loss_total += loss.item()
+        correct_total += (logits.argmax(-1) == targets).sum().item()
+        if example is not None:
+            micro, width = [example], len(example.input_ids)
+    return loss_total, correct_total, n_labels
+
+
+def labelled_logits(model, ids, mask, labels):
+    """Logits at the positions that predict a label, and those labels."""
+    targets = labels[:, 1:]
+    keep = targets != chatdata.IGNORE
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if inner.config.model_type in PLAIN_HEAD_TYPES:
+        # The vocabulary projection is a fifth of SmolLM2's compute per token; most
+        # positions (the prompt) have no label, so project only those that do.
+        hidden = inner.base_model(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
+        return inner.get_output_embeddings()(hidden[:, :-1][keep]), targets[keep]
+    logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
+    return logits[:, :-1][keep], targets[keep]
+
+
+@torch.no_grad()
+def evaluate(model, examples, pad_id, autocast) -> tuple[float, float]:
+    """Mean loss and token accuracy over `examples`, in as few forward passes as fit."""
+    model.eval()
+    with autocast():
+        loss, correct, n = batch_loss(model, examples, pad_id, backward=False)
+    model.train()
+    return loss / n, correct / n
+
+
+def tune_for_speed(model, bf16: bool, longest: int) -> None:
+    """The same computation, arranged to take less time on a CPU."""
+    inner = model.get_base_model()
+    if model.device.type == "cpu" and longest <= EAGER_ATTENTION_MAX:
+        # For short chats plain matmul attention trains ~18% faster than torch's CPU
+        # flash-attention kernel, whose backward dominates at these sizes; its L x L
+        # scores would cost too much memory for long ones.
+        inner.set_attn_implementation("eager")
+    if bf16:
+        # Autocast would cast each frozen weight to bf16 again on every forward pass
+        # (frozen weights are not in its cache); cast them once. The tied embedding
+        # stays fp32 so the residual stream does too.
+        tied = inner.get_input_embeddings().weight
+        for module in inner.modules():
+            if isinstance(module, torch.nn.Linear) and not module.weight.requires_grad and module.weight is not tied:
+                module.weight.data = module.weight.data.to(torch.bfloat16)
+
+
+def want_bf16(setting, device: torch.device) -> bool:
+    if setting != "auto":
+        return bool(setting)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:  # private helpers that may move; fp32 is always correct
+        return False
