@@ -4,5 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-export PYTHONHASHSEED=0 MPLBACKEND=Agg
+# PASSIVE: spinning OpenMP waits slow torch badly when processes share the 2 cores.
+export PYTHONHASHSEED=0 MPLBACKEND=Agg OMP_WAIT_POLICY=PASSIVE
 .venv/bin/python -m pytest tests "$@"
