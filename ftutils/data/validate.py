@@ -109,6 +109,16 @@ class _Pass:
 
 
 _DECODE = json.JSONDecoder().decode
+try:
+    import orjson
+
+    # Parses bytes directly (UTF-8 checked on the way), about 3x json's speed on these lines;
+    # any line it refuses goes through _decode, which explains the failure or accepts what
+    # only the standard library takes (NaN, huge integers).
+    _FAST_DECODE = orjson.loads
+except ImportError:  # an optional speed-up
+    def _FAST_DECODE(raw: bytes):
+        return _DECODE(raw.decode("utf-8"))
 
 
 def _not_jsonl_reason(source: str | None) -> str:
@@ -188,7 +198,7 @@ def validate_file(path, model: str | None = None, method: str | None = None) -> 
             feed(1, *_decode(first))
             for number, raw in enumerate(f, 2):
                 try:  # the good line inline; any failure is re-decoded slowly to say why
-                    obj = _DECODE(raw.decode("utf-8"))
+                    obj = _FAST_DECODE(raw)
                 except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError
                     obj = None
                 if type(obj) is dict:
