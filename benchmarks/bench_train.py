@@ -9,8 +9,10 @@ measured in the same round, so load from other processes hits both sides alike.
   +bf16      the reference under bf16 autocast
   +grouped   the reference with our length-grouped batches
   ours       ftutils.local.trainer.train (grouped, bf16 where native, head on labels only)
+  trl        TRL's SFTTrainer with its defaults (and use_cpu=True), when `trl` is installed
+             (`pip install -e .[bench]`); it is not a dependency of ftutils
 
-Target: ours >= 1.5x reference. `--job` instead times a 60-example, 3-epoch job on
+Target: ours >= 1.5x reference and >= 1.5x TRL's defaults. `--job` instead times a 60-example, 3-epoch job on
 SmolLM2 with OpenAI's auto hyperparameters end to end (the support-ticket sample data)
 and reports held-out accuracy before and after.
 
@@ -121,6 +123,45 @@ def ours(data_dir, train_file: Path, encoded) -> tuple[int, float]:
     return tokens, sink.times[-1] - sink.times[0]
 
 
+class _StepClock:
+    """A TrainerCallback (duck-typed) noting when each optimizer step ends."""
+
+    def __init__(self):
+        self.times = []
+
+    def __getattr__(self, name):  # every other callback event: nothing to do
+        if name.startswith("on_"):
+            return lambda *a, **k: None
+        raise AttributeError(name)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.times.append(time.perf_counter())
+
+
+def trl_defaults(data_dir, rows) -> tuple[int, float]:
+    """(real tokens, seconds) over all steps but the first, of TRL's SFTTrainer as it comes."""
+    from datasets import Dataset
+    from peft import LoraConfig
+    from trl import SFTConfig, SFTTrainer
+
+    model, tokenizer = models.load_base(BASE, data_dir)
+    seen = []  # non-padding tokens of each forward pass, read from the batch itself
+    clock = _StepClock()
+    with tempfile.TemporaryDirectory() as out:
+        config = SFTConfig(output_dir=out, per_device_train_batch_size=BATCH, num_train_epochs=1, learning_rate=LR,
+                           seed=SEED, use_cpu=True, report_to=[], save_strategy="no", logging_steps=10_000,
+                           disable_tqdm=True, dataloader_num_workers=0)
+        trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+                             peft_config=LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM"),
+                             callbacks=[clock])
+        hook = trainer.model.register_forward_pre_hook(
+            lambda module, args, kwargs: seen.append(int(kwargs["attention_mask"].sum())), with_kwargs=True)
+        trainer.train()
+        hook.remove()
+    # One forward per step (no gradient accumulation by default); skip the warm-up step as for the others.
+    return sum(seen[1:len(clock.times)]), clock.times[-1] - clock.times[0]
+
+
 def throughput(args):
     data_dir = Path(args.data_dir)
     _, tokenizer = models.load_base(BASE, data_dir)  # converts the GGUF once, untimed
@@ -140,6 +181,11 @@ def throughput(args):
         train_file = Path(tmp) / "train.jsonl"
         train_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
         variants["ours"] = lambda: ours(data_dir, train_file, encoded)
+        try:
+            import trl  # noqa: F401
+            variants["trl"] = lambda: trl_defaults(data_dir, rows)
+        except ImportError:
+            print("trl is not installed: TRL's defaults are not measured (pip install -e .[bench])")
         ratios = {name: [] for name in variants}
         for round_ in range(1, args.rounds + 1):
             rates = {}
@@ -151,6 +197,9 @@ def throughput(args):
             print(f"round {round_}: " + ", ".join(f"{n} {r:.0f} tok/s ({r / rates['reference']:.2f}x)" for n, r in rates.items()),
                   flush=True)
     print("mean ratio to reference: " + ", ".join(f"{n} {statistics.mean(r):.2f}x" for n, r in ratios.items()))
+    if "trl" in ratios:
+        ours_vs_trl = statistics.mean(o / t for o, t in zip(ratios["ours"], ratios["trl"]))
+        print(f"ours vs TRL's defaults: {ours_vs_trl:.2f}x (target >= 1.5x)")
 
 
 def job(args):
