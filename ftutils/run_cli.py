@@ -61,7 +61,8 @@ def run(args) -> int:
     extra = parse_params(args.param)
 
     connection = None
-    if not os.environ.get("OPENAI_API_KEY") and os.environ.get("FTUTILS_BACKEND", "local") == "local":
+    backend = os.environ.get("FTUTILS_BACKEND") or ("openai" if os.environ.get("OPENAI_API_KEY") else "local")
+    if backend == "local":
         # Start (or find) the local server once here, so every notebook's kernel reuses it
         # instead of each starting and stopping its own.
         from ftutils.connect import connect

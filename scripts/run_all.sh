@@ -4,4 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/ftutils run "$@"
+# The main job is the offline one: local backend even if an OpenAI key is around
+# (the notebooks themselves would pick OpenAI then; run them by hand for that).
+FTUTILS_BACKEND=local .venv/bin/ftutils run "$@"
