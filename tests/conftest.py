@@ -72,3 +72,17 @@ def local_server(tmp_path_factory):
 @pytest.fixture()
 def client(local_server):
     return local_server.client(max_retries=0)
+
+
+@pytest.fixture()
+def recorder():
+    """Every response of `api` checked against OpenAI's spec (see tests/local_helpers.py)."""
+    from tests.local_helpers import SpecRecorder
+    return SpecRecorder()
+
+
+@pytest.fixture()
+def api(local_server, recorder):
+    """The real openai client on the session server, its responses checked against the spec."""
+    from tests.local_helpers import checked_client
+    return checked_client(local_server, recorder)

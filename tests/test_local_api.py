@@ -10,17 +10,7 @@ import httpx
 import openai
 import pytest
 
-from tests.local_helpers import SpecRecorder, chat_lines, checked_client, wait_for, write_jsonl
-
-
-@pytest.fixture()
-def recorder():
-    return SpecRecorder()
-
-
-@pytest.fixture()
-def api(local_server, recorder):
-    return checked_client(local_server, recorder)
+from tests.local_helpers import chat_lines, wait_for, write_jsonl
 
 
 @pytest.fixture()

@@ -11,20 +11,10 @@ import openai
 import pytest
 from safetensors.torch import load_file
 
-from tests.local_helpers import (SpecRecorder, chat_lines, checked_client, validate_component, wait_for, wait_until,
+from tests.local_helpers import (chat_lines, validate_component, wait_for, wait_until,
                                  write_jsonl)
 
 MESSAGES = [{"role": "user", "content": "Greet Ann"}]
-
-
-@pytest.fixture()
-def recorder():
-    return SpecRecorder()
-
-
-@pytest.fixture()
-def api(local_server, recorder):
-    return checked_client(local_server, recorder)
 
 
 def upload(api, tmp_path, name, rows):
