@@ -12,7 +12,8 @@ import httpx
 import pytest
 
 from ftutils.connect import check, connect, mask
-from tests.conftest import ROOT, TEST_KEY, free_port
+from ftutils.local.process import free_port
+from tests.conftest import ROOT, TEST_KEY
 
 
 def no_raw_key(conn, key):

@@ -11,7 +11,8 @@ import pytest
 from ftutils import jobs, metrics, runs
 from ftutils.diagnose import diagnose
 from ftutils.hyperparams import HyperparameterError
-from tests.conftest import ROOT, TEST_KEY, free_port
+from ftutils.local.process import free_port
+from tests.conftest import ROOT, TEST_KEY
 
 LABELS = ["billing", "refund", "shipping", "account"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 
 import httpx
 import openai
@@ -161,12 +162,18 @@ def test_logprobs_n_and_stop(api):
     assert exc.value.response.json()["error"]["param"] == "top_logprobs"
 
 
-@pytest.mark.slow
-def test_cancel_a_running_job(api, tmp_path):
+def start_training(api, tmp_path, n_epochs: int):
+    """A tiny job that has taken its first training step."""
     train = upload(api, tmp_path, "train.jsonl", chat_lines(12))
     job = api.fine_tuning.jobs.create(model="tiny-smollm2", training_file=train.id,
-                                      hyperparameters={"n_epochs": 50, "batch_size": 1})
+                                      hyperparameters={"n_epochs": n_epochs, "batch_size": 1})
     wait_until(lambda: metrics_steps(api, job.id), timeout=90, what="the first training step")
+    return job
+
+
+@pytest.mark.slow
+def test_cancel_a_running_job(api, tmp_path):
+    job = start_training(api, tmp_path, n_epochs=50)
     cancelled = api.fine_tuning.jobs.cancel(job.id)
     assert cancelled.status == "cancelled" and cancelled.finished_at
     wait_until(lambda: any(e.message == "Fine-tuning job cancelled" for e in all_events(api, job.id)),
@@ -175,17 +182,13 @@ def test_cancel_a_running_job(api, tmp_path):
     assert steps[-1] < 600
     job = api.fine_tuning.jobs.retrieve(job.id)
     assert job.status == "cancelled" and job.fine_tuned_model is None and job.result_files == []
-    import time
     time.sleep(0.5)
     assert metrics_steps(api, job.id) == steps  # it really stopped
 
 
 @pytest.mark.slow
 def test_pause_and_resume(api, tmp_path):
-    train = upload(api, tmp_path, "train.jsonl", chat_lines(12))
-    job = api.fine_tuning.jobs.create(model="tiny-smollm2", training_file=train.id,
-                                      hyperparameters={"n_epochs": 4, "batch_size": 1})
-    wait_until(lambda: metrics_steps(api, job.id), timeout=90, what="the first training step")
+    job = start_training(api, tmp_path, n_epochs=4)
     running = api.fine_tuning.jobs.retrieve(job.id)
     assert running.status == "running" and running.estimated_finish >= running.created_at
     paused = api.fine_tuning.jobs.pause(job.id)
