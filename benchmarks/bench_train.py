@@ -32,14 +32,14 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the trainer sets it; before torch loads
+import ftutils.threads  # noqa: F401,E402  (as the trainer does; before torch loads)
 
 import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ftutils.hyperparams import Hyperparameters  # noqa: E402
+from ftutils.openai_rules import Hyperparameters  # noqa: E402
 from ftutils.local import chatdata, models  # noqa: E402
 from ftutils.local.inference import InferenceEngine  # noqa: E402
 from ftutils.local.steps import epoch_batches  # noqa: E402

@@ -10,7 +10,6 @@ from __future__ import annotations
 import atexit
 import getpass
 import html
-import json
 import logging
 import os
 import subprocess
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+from ftutils import home, openai_rules
 from ftutils.local.process import healthy, spawn, stop
 from ftutils.widgets.base import interactive
 
@@ -159,17 +159,9 @@ def _shown(path: Path) -> str:
     return "~/" + str(path.relative_to(home)) if path.is_relative_to(home) else str(path)
 
 
-def data_dir() -> Path:
-    return Path(os.environ.get("FTUTILS_DATA_DIR") or Path.home() / ".ftutils" / "local").expanduser()
-
-
 def running_server(directory: Path) -> str | None:
     """The URL in DIR/server.json when that server answers /health."""
-    try:
-        info = json.loads((directory / "server.json").read_text())
-    except (OSError, ValueError):
-        return None
-    url = info.get("url")
+    url = (home.read_server_info(directory) or {}).get("url")
     return url if url and healthy(url) else None
 
 
@@ -196,7 +188,7 @@ def start_server(directory: Path, timeout: float = START_TIMEOUT) -> str:
 def _local(api_key, base_url, reason) -> Connection:
     import openai
 
-    directory = data_dir()
+    directory = home.data_dir()
     started = False
     url = base_url
     if not url:
@@ -207,13 +199,7 @@ def _local(api_key, base_url, reason) -> Connection:
             url = start_server(directory)
             started = True
             reason += f"; started a local server at {url} (it stops when this Python process ends)"
-    key, source = api_key, "argument"
-    if not key and os.environ.get("FTUTILS_API_KEY"):
-        key, source = os.environ["FTUTILS_API_KEY"], "env FTUTILS_API_KEY"
-    if not key and (directory / "api_key").exists():
-        key, source = (directory / "api_key").read_text().strip(), "local api_key file"
-    if not key:
-        source = "missing"
+    key, source = (api_key, "argument") if api_key else home.find_key(directory)
     conn = Connection("local", url.rstrip("/"), reason, source, mask(key), started_server=started,
                       data_dir=_shown(directory))
     conn.client = openai.OpenAI(api_key=key, base_url=url) if key else None
@@ -261,8 +247,8 @@ class CheckResult:
 
 def fine_tunable(conn: Connection, models: list[str]) -> list[str]:
     if conn.backend == "local":
-        return sorted(m for m in models if not m.startswith("ft:"))
-    own = [m for m in models if m.startswith("ft:") and ":ckpt-step-" not in m]
+        return sorted(m for m in models if not openai_rules.is_fine_tuned(m))
+    own = [m for m in models if openai_rules.is_fine_tuned(m) and not openai_rules.is_checkpoint(m)]
     return sorted(m for m in models if m in OPENAI_FINE_TUNABLE) + sorted(own)
 
 

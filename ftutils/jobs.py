@@ -6,21 +6,16 @@ Works the same against OpenAI and the local backend; nothing here knows which it
 from __future__ import annotations
 
 import logging
-import re
 import time
 from pathlib import Path
 
 import pandas as pd
 
-from ftutils import hyperparams
+from ftutils import openai_rules
 
 log = logging.getLogger(__name__)
 
 TERMINAL = ("succeeded", "failed", "cancelled")
-SUFFIX_MAX = 64
-# The suffix becomes part of the model id `ft:base:org:suffix:id`, so no colons or spaces.
-SUFFIX_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
-METADATA_MAX_PAIRS, METADATA_KEY_MAX, METADATA_VALUE_MAX = 16, 64, 512
 MAX_CONSECUTIVE_ERRORS = 20  # transient failures tolerated in a row before watch gives up
 
 
@@ -37,39 +32,16 @@ def upload(client, path: str | Path, purpose: str = "fine-tune", wait: bool = Tr
     return uploaded
 
 
-def check_suffix(suffix: str | None) -> None:
-    if suffix is None:
-        return
-    if not isinstance(suffix, str) or not 1 <= len(suffix) <= SUFFIX_MAX:
-        raise hyperparams.HyperparameterError("suffix", f"suffix must be 1 to {SUFFIX_MAX} characters, got {suffix!r}.")
-    if not SUFFIX_RE.match(suffix):
-        raise hyperparams.HyperparameterError(
-            "suffix", f"suffix may hold only letters, digits, '-', '_' and '.' (it becomes part of the model id), got {suffix!r}.")
-
-
-def check_metadata(metadata: dict | None) -> None:
-    if metadata is None:
-        return
-    if not isinstance(metadata, dict) or len(metadata) > METADATA_MAX_PAIRS:
-        raise hyperparams.HyperparameterError("metadata", f"metadata must be a dict of at most {METADATA_MAX_PAIRS} pairs.")
-    for key, value in metadata.items():
-        if not isinstance(key, str) or not isinstance(value, str):
-            raise hyperparams.HyperparameterError("metadata", f"metadata keys and values must be strings: {key!r}.")
-        if len(key) > METADATA_KEY_MAX or len(value) > METADATA_VALUE_MAX:
-            raise hyperparams.HyperparameterError(
-                "metadata", f"metadata keys are at most {METADATA_KEY_MAX} characters and values {METADATA_VALUE_MAX}: {key!r}.")
-
-
 def launch(client, training_file: str, validation_file: str | None = None, model: str = "gpt-4o-mini-2024-07-18",
            n_epochs="auto", batch_size="auto", learning_rate_multiplier="auto", suffix: str | None = None,
            seed: int | None = None, metadata: dict | None = None):
     """Create a supervised fine-tuning job. Values are checked against OpenAI's rules first,
     so a mistake raises HyperparameterError here instead of costing a round trip."""
-    hyperparams.check(n_epochs, batch_size, learning_rate_multiplier)
-    check_suffix(suffix)
-    check_metadata(metadata)
+    openai_rules.check(n_epochs, batch_size, learning_rate_multiplier)
+    openai_rules.check_suffix(suffix)
+    openai_rules.check_metadata(metadata)
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise hyperparams.HyperparameterError("seed", f"seed must be an integer, got {seed!r}.")
+        raise openai_rules.HyperparameterError("seed", f"seed must be an integer, got {seed!r}.")
     method = {"type": "supervised", "supervised": {"hyperparameters": {
         "n_epochs": n_epochs, "batch_size": batch_size, "learning_rate_multiplier": learning_rate_multiplier}}}
     extra = {k: v for k, v in (("validation_file", validation_file), ("suffix", suffix), ("seed", seed),

@@ -51,7 +51,7 @@ def _connect(backend):
 
 def run_train(args) -> int:
     from ftutils import jobs
-    from ftutils.hyperparams import HyperparameterError
+    from ftutils.openai_rules import HyperparameterError
 
     conn = _connect(args.backend)
     if conn is None:
@@ -59,7 +59,7 @@ def run_train(args) -> int:
     model = args.model or conn.default_model
     # Check before uploading: a bad value should not cost an upload.
     try:
-        from ftutils.hyperparams import check as check_hp
+        from ftutils.openai_rules import check as check_hp
 
         check_hp(args.epochs, args.batch_size, args.lr_multiplier)
         jobs.check_suffix(args.suffix)

@@ -6,7 +6,7 @@ import tiktoken
 
 from ftutils.data import cost, tokens
 from ftutils.data.validate import validate_examples
-from ftutils.hyperparams import HyperparameterError, auto_n_epochs
+from ftutils.openai_rules import HyperparameterError, auto_n_epochs
 
 
 def _examples(n, words=12):

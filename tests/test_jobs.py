@@ -10,7 +10,7 @@ import pytest
 
 from ftutils import jobs, metrics, runs
 from ftutils.diagnose import diagnose
-from ftutils.hyperparams import HyperparameterError
+from ftutils.openai_rules import HyperparameterError
 from ftutils.local.process import free_port
 from tests.conftest import ROOT, TEST_KEY
 

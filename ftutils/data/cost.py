@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ftutils.hyperparams import auto_n_epochs, check
+from ftutils.openai_rules import auto_n_epochs, check
 from ftutils.data import tokens
 
 PRICE_DATE = "2025-06-01"
@@ -103,7 +103,7 @@ def estimate_cost(examples_or_stats, model: str, n_epochs: int | str = "auto") -
 
     `examples_or_stats`: the examples, `tokens.token_stats(...)`'s DataFrame, or a
     `ValidationReport` (which already counted them). "auto" epochs resolve exactly as
-    OpenAI's do (`ftutils.hyperparams.auto_n_epochs`).
+    OpenAI's do (`ftutils.openai_rules.auto_n_epochs`).
     """
     priced, price = price_for(model)
     n, per_epoch, note = _per_epoch(examples_or_stats, model)

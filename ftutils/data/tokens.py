@@ -80,6 +80,8 @@ ensure_offline_encodings()
 
 import tiktoken  # noqa: E402  (must come after TIKTOKEN_CACHE_DIR is set)
 
+from ftutils import openai_rules  # noqa: E402
+
 
 @dataclass(frozen=True)
 class ModelLimits:
@@ -122,7 +124,7 @@ _FAMILY_ENCODINGS = (("gpt-4o", "o200k_base"), ("gpt-4.1", "o200k_base"), ("gpt-
 def base_model(model: str | None) -> str:
     """The base model of a fine-tuned id (`ft:BASE:ORG:SUFFIX:ID[:ckpt-step-N]`), or the id itself."""
     model = model or DEFAULT_MODEL
-    return model.split(":")[1] if model.startswith("ft:") and model.count(":") >= 1 else model
+    return openai_rules.base_of(model)
 
 
 def limits_for(model: str | None) -> tuple[ModelLimits, str | None]:

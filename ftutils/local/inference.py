@@ -20,7 +20,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads; see models.py
+import ftutils.threads  # noqa: F401  (before torch loads)
 
 import torch  # noqa: E402
 

@@ -18,11 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing may be downloaded at run time
-# OpenMP threads that spin while waiting make every op crawl when the CPU is shared (API
-# process, worker, tests): we measured small matmuls 100x and SmolLM2 decoding 7x slower
-# on 2 threads than on 1. Sleeping waits cost nothing measurable when the CPU is free.
-# It only works if set before torch loads, hence also at the top of trainer and inference.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import ftutils.threads  # noqa: F401,E402  (before torch loads)
 
 import torch  # noqa: E402
 

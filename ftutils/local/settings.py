@@ -7,15 +7,12 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ftutils import home
+
 DEFAULT_MAX_UPLOAD_BYTES = 512 * 1024 * 1024  # OpenAI's per-file limit
-
-
-def default_data_dir() -> Path:
-    return Path(os.environ.get("FTUTILS_DATA_DIR") or Path.home() / ".ftutils" / "local")
 
 
 @dataclass
@@ -59,12 +56,12 @@ class Settings:
             overrides["max_upload_bytes"] = int(env["FTUTILS_MAX_UPLOAD_BYTES"])
         if "extra_models" not in overrides and env.get("FTUTILS_EXTRA_MODELS"):
             overrides["extra_models"] = json.loads(env["FTUTILS_EXTRA_MODELS"])
-        settings = cls(data_dir=Path(data_dir) if data_dir else default_data_dir(), **overrides)
+        settings = cls(data_dir=Path(data_dir) if data_dir else home.data_dir(), **overrides)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         for sub in ("files", "jobs", "models"):
             (settings.data_dir / sub).mkdir(exist_ok=True)
         if not settings.api_key:
-            settings.api_key = resolve_api_key(settings.data_dir)
+            settings.api_key = home.ensure_key(settings.data_dir)
         return settings
 
     @property
@@ -90,21 +87,3 @@ class Settings:
 
     def __repr__(self) -> str:  # the key must never reach a log line
         return f"Settings(data_dir={str(self.data_dir)!r}, host={self.host!r}, port={self.port})"
-
-
-def resolve_api_key(data_dir: Path) -> str:
-    """FTUTILS_API_KEY when set, else the key in DATA_DIR/api_key, made (0600) on first start."""
-    if os.environ.get("FTUTILS_API_KEY"):
-        return os.environ["FTUTILS_API_KEY"]
-    path = Path(data_dir) / "api_key"
-    if path.exists():
-        return path.read_text().strip()
-    key = "ftl-" + secrets.token_urlsafe(32)
-    # O_EXCL: two servers starting at once must not each write a different key.
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as f:
-        f.write(key + "\n")
-    return key

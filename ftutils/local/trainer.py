@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads; see models.py
+import ftutils.threads  # noqa: F401  (before torch loads)
 
 import torch  # noqa: E402
 

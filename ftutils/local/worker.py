@@ -20,7 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-from ftutils.hyperparams import Hyperparameters
+from ftutils import openai_rules
+from ftutils.openai_rules import Hyperparameters
 from ftutils.local.db import Database, new_id, now
 from ftutils.local.settings import Settings
 
@@ -32,7 +33,7 @@ log = logging.getLogger("ftutils.local.worker")
 
 
 def model_name(job: dict, org: str) -> str:
-    return f"ft:{job['model']}:{org}:{job['suffix'] or ''}:{job['id'].removeprefix('ftjob-')[:8]}"
+    return openai_rules.fine_tuned_model_id(job["model"], org, job["suffix"], job["id"])
 
 
 def _finite(record: dict) -> dict:
@@ -75,7 +76,7 @@ class JobSink:
                            estimated_finish=int(time.time() + per_step * max(0, self.total_steps - step)))
 
     def on_checkpoint(self, step: int, epoch: int, path, metrics: dict) -> None:
-        model = f"{self.model_id}:ckpt-step-{step}"
+        model = openai_rules.checkpoint_model_id(self.model_id, step)
         metrics = {**_finite(metrics or {}), "step": float(step)}
         with self.db.transaction():
             # A checkpoint re-made after a crash replaces the row its first attempt left.

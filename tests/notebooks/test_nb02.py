@@ -11,7 +11,7 @@ import pytest
 from ftutils.data.cost import estimate_cost
 from ftutils.data.load import read_jsonl, read_table
 from ftutils.data.validate import validate_file
-from ftutils.hyperparams import auto_n_epochs
+from ftutils.openai_rules import auto_n_epochs
 from tests.conftest import ROOT, TEST_KEY
 from tests.notebooks.conftest import TINY
 from tests.test_samples import PLANTED

@@ -12,14 +12,13 @@ from typing import Optional
 
 from fastapi import APIRouter, Query, Request
 
-from ftutils import hyperparams
+from ftutils import openai_rules
 from ftutils.local import errors, schemas
 from ftutils.local.db import new_id, now
 from ftutils.local.routers import checked_id
 from ftutils.local.routers.files import get_file_row
 
 router = APIRouter(prefix="/fine_tuning/jobs")
-SUFFIX = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 ACTIVE = ("validating_files", "queued", "running")
 
 
@@ -80,8 +79,8 @@ def _hyperparameters(body: schemas.CreateFineTuningJobRequest) -> tuple[dict, st
                              "unknown_parameter")
     values = {"n_epochs": "auto", "batch_size": "auto", "learning_rate_multiplier": "auto", **given}
     try:
-        hyperparams.check(**values)
-    except hyperparams.HyperparameterError as exc:
+        openai_rules.check(**values)
+    except openai_rules.HyperparameterError as exc:
         raise errors.invalid(str(exc), prefix + exc.param, "invalid_value") from None
     return {k: values[k] for k in ("batch_size", "learning_rate_multiplier", "n_epochs")}, kind
 
@@ -107,13 +106,11 @@ def create_job(request: Request, body: schemas.CreateFineTuningJobRequest):
         raise errors.invalid(f"Model {body.model} is not available for fine-tuning or does not exist.",
                              "model", "model_not_available")
     hp, kind = _hyperparameters(body)
-    if body.suffix is not None and not SUFFIX.fullmatch(body.suffix):
-        raise errors.invalid("Invalid value for 'suffix': use up to 64 letters, digits, '-', '_' or '.'.",
-                             "suffix", "invalid_value")
-    if body.metadata is not None:
-        if len(body.metadata) > 16 or any(len(k) > 64 or len(v) > 512 for k, v in body.metadata.items()):
-            raise errors.invalid("Invalid value for 'metadata': at most 16 pairs, keys up to 64 characters, "
-                                 "values up to 512.", "metadata", "invalid_value")
+    try:
+        openai_rules.check_suffix(body.suffix)
+        openai_rules.check_metadata(body.metadata)
+    except openai_rules.HyperparameterError as exc:
+        raise errors.invalid(f"Invalid value for '{exc.param}': {exc}", exc.param, "invalid_value") from None
     if body.integrations:
         raise errors.invalid("Integrations are not supported by the local backend.", "integrations", "unsupported")
     training = _training_input(state.db, body.training_file, "training_file")

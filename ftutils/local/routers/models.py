@@ -10,6 +10,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, Request
 
+from ftutils import openai_rules
 from ftutils.local import errors, schemas
 
 router = APIRouter(prefix="/models")
@@ -24,13 +25,13 @@ def resolve(state, model_id: str) -> tuple[str, Path | None]:
     """(base model id, adapter folder) for a base, fine-tuned or checkpoint model id."""
     if any(m.id == model_id for m in _base_models(state)):
         return model_id, None
-    if model_id.startswith("ft:"):
+    if openai_rules.is_fine_tuned(model_id):
         row = state.db.get("models", model_id)
         if row is not None:
             return row["base_model"], Path(row["path"])
         ckpt = state.db.checkpoint_by_model(model_id)
         if ckpt is not None:
-            return model_id.split(":")[1], Path(ckpt["path"])
+            return openai_rules.base_of(model_id), Path(ckpt["path"])
     raise errors.model_not_found(model_id)
 
 

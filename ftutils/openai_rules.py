@@ -1,11 +1,13 @@
-"""OpenAI's fine-tuning hyperparameters: their ranges and how "auto" resolves.
+"""OpenAI's rules for a fine-tuning request: hyperparameter ranges and how "auto" resolves,
+the suffix and metadata limits, and the shape of fine-tuned model ids.
 
 One module for the client (checks before anything is sent, cost estimates) and the
-local server (which writes the resolved values back into the job, as OpenAI does).
+local server (which refuses the same values and writes resolved ones back, as OpenAI does).
 """
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 # OpenAI's documented ranges for supervised fine-tuning.
@@ -95,3 +97,61 @@ def check(n_epochs="auto", batch_size="auto", learning_rate_multiplier="auto") -
         if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
             raise HyperparameterError(prefix + "learning_rate_multiplier",
                                       f"learning_rate_multiplier must be a number greater than 0 or 'auto', got {lr!r}.")
+
+
+# ---- suffix and metadata --------------------------------------------------------------
+
+SUFFIX_MAX = 64
+# The suffix becomes part of the model id `ft:base:org:suffix:id`, so no colons or spaces.
+SUFFIX_RE = re.compile(r"[A-Za-z0-9_.-]+")
+METADATA_MAX_PAIRS, METADATA_KEY_MAX, METADATA_VALUE_MAX = 16, 64, 512
+
+
+def check_suffix(suffix: str | None) -> None:
+    if suffix is None:
+        return
+    if not isinstance(suffix, str) or not 1 <= len(suffix) <= SUFFIX_MAX:
+        raise HyperparameterError("suffix", f"suffix must be 1 to {SUFFIX_MAX} characters, got {suffix!r}.")
+    if not SUFFIX_RE.fullmatch(suffix):
+        raise HyperparameterError(
+            "suffix", f"suffix may hold only letters, digits, '-', '_' and '.' (it becomes part of the model id), got {suffix!r}.")
+
+
+def check_metadata(metadata: dict | None) -> None:
+    if metadata is None:
+        return
+    if not isinstance(metadata, dict) or len(metadata) > METADATA_MAX_PAIRS:
+        raise HyperparameterError("metadata", f"metadata must be a dict of at most {METADATA_MAX_PAIRS} pairs.")
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise HyperparameterError("metadata", f"metadata keys and values must be strings: {key!r}.")
+        if len(key) > METADATA_KEY_MAX or len(value) > METADATA_VALUE_MAX:
+            raise HyperparameterError(
+                "metadata", f"metadata keys are at most {METADATA_KEY_MAX} characters and values {METADATA_VALUE_MAX}: {key!r}.")
+
+
+# ---- fine-tuned model ids -------------------------------------------------------------
+# `ft:BASE:ORG:SUFFIX:ID` for a job's model, `...:ckpt-step-N` for one of its checkpoints.
+
+CHECKPOINT_MARK = ":ckpt-step-"
+
+
+def fine_tuned_model_id(base: str, org: str, suffix: str | None, job_id: str) -> str:
+    return f"ft:{base}:{org}:{suffix or ''}:{job_id.removeprefix('ftjob-')[:8]}"
+
+
+def checkpoint_model_id(model_id: str, step: int) -> str:
+    return f"{model_id}{CHECKPOINT_MARK}{step}"
+
+
+def is_fine_tuned(model: str | None) -> bool:
+    return bool(model) and model.startswith("ft:")
+
+
+def is_checkpoint(model: str | None) -> bool:
+    return is_fine_tuned(model) and CHECKPOINT_MARK in model
+
+
+def base_of(model: str) -> str:
+    """The base model of a fine-tuned or checkpoint id, or the id itself."""
+    return model.split(":")[1] if is_fine_tuned(model) else model
