@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from ftutils.data.report import Finding, ValidationReport
+from ftutils.data.findings import Finding, ValidationReport
 from ftutils.data.tokens import token_stats
 from ftutils.widgets.browser import DatasetBrowser
 

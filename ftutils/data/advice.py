@@ -16,7 +16,7 @@ import os
 from collections import Counter
 
 from ftutils.data import hygiene, tokens
-from ftutils.data.report import Finding, ValidationReport
+from ftutils.data.findings import Finding, ValidationReport
 
 RECOMMENDED_MIN = 50  # OpenAI: "clear improvements from fine-tuning on 50 to 100 examples"
 UPPERCASE_RATIO = 1 / 3  # the legacy tool's threshold for "mostly upper case"

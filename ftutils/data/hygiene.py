@@ -21,7 +21,7 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
-from ftutils.data.report import Finding, ValidationReport
+from ftutils.data.findings import Finding, ValidationReport
 
 SHINGLE = 5
 N_HASHES = 96

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ftutils.data.checks import check_line, json_kind
 from ftutils.data.codes import CODES
-from ftutils.data.report import Finding, ValidationReport
+from ftutils.data.findings import Finding, ValidationReport
 from ftutils.data.tokens import TokenCounter, base_model, count_tokens, limits_for
 
 __all__ = ["Finding", "ValidationReport", "validate_file", "validate_examples", "CODES", "MIN_EXAMPLES", "METHOD_FORMATS"]

@@ -11,8 +11,8 @@ import pytest
 from ftutils.data.codes import CODES
 from ftutils.data.validate import Finding, ValidationReport, validate_examples, validate_file
 
-MALFORMED = Path(__file__).parent / "data" / "malformed"
-SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
+MALFORMED = Path(__file__).parent / "malformed"
+SAMPLES = Path(__file__).resolve().parents[2] / "data" / "samples"
 
 # file -> the complete list of (code, line) expected; None = the whole file.
 CASES = {

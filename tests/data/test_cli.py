@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tests.conftest import ROOT
 
-MALFORMED = Path(__file__).parent / "data" / "malformed"
+MALFORMED = Path(__file__).parent / "malformed"
 
 
 def ftutils(*args) -> subprocess.CompletedProcess:
