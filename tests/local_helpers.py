@@ -1,5 +1,5 @@
 """Helpers for the local backend's tests: training files, waiting on jobs, and checking
-every response against OpenAI's published OpenAPI spec (`../shared/spec/openai-openapi.yaml`).
+every response against OpenAI's published OpenAPI spec (`tests/spec/openai-openapi.yaml`).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-SPEC = ROOT.parent / "shared" / "spec" / "openai-openapi.yaml"
+SPEC = ROOT / "tests" / "spec" / "openai-openapi.yaml"  # vendored with its license (tests/spec/README.md)
 SPEC_HOST = "https://api.openai.com"  # the spec's server; paths keep their /v1 prefix
 NAMES = ["Ann", "Bob", "Cid", "Dee", "Eve", "Fay", "Gus", "Hal", "Ivy", "Jon", "Kim", "Lou"]
 
