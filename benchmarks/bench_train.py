@@ -40,10 +40,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ftutils.openai_rules import Hyperparameters  # noqa: E402
-from ftutils.local import chatdata, models  # noqa: E402
+from ftutils.local import base_models as models, chatdata  # noqa: E402
 from ftutils.local.inference import InferenceEngine  # noqa: E402
 from ftutils.local.steps import epoch_batches  # noqa: E402
-from ftutils.local.trainer import RecordingSink, TrainConfig, train  # noqa: E402
+from ftutils.local.trainer import TrainConfig, train  # noqa: E402
+from tests.local.sinks import RecordingSink  # noqa: E402
 
 BASE = models.SMOLLM2
 BATCH = 8

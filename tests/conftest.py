@@ -76,13 +76,13 @@ def client(local_server):
 
 @pytest.fixture()
 def recorder():
-    """Every response of `api` checked against OpenAI's spec (see tests/local_helpers.py)."""
-    from tests.local_helpers import SpecRecorder
+    """Every response of `api` checked against OpenAI's spec (see tests/local/helpers.py)."""
+    from tests.local.helpers import SpecRecorder
     return SpecRecorder()
 
 
 @pytest.fixture()
 def api(local_server, recorder):
     """The real openai client on the session server, its responses checked against the spec."""
-    from tests.local_helpers import checked_client
+    from tests.local.helpers import checked_client
     return checked_client(local_server, recorder)

@@ -6,9 +6,10 @@ import threading
 
 import pytest
 
-from ftutils.local import inference, models
+from ftutils.local import base_models, inference
 from ftutils.local.inference import InferenceEngine, InferenceError
-from ftutils.local.trainer import RecordingSink, TrainConfig, train
+from ftutils.local.trainer import TrainConfig, train
+from tests.local.sinks import RecordingSink
 
 TINY = "tiny-smollm2"
 ASK = [{"role": "user", "content": "Is 5 a number?"}]
@@ -111,7 +112,7 @@ def test_fine_tunes_are_cached_up_to_max_cached(ml_data_dir, adapter):
     assert engine.generate(TINY, checkpoint, ASK, temperature=0, max_tokens=4).choices[0].text == early
     assert late == "yes"
     base_weight = engine.model(TINY)[0].model.layers[0].self_attn.q_proj.weight
-    assert base_weight.equal(models.tiny_model().model.layers[0].self_attn.q_proj.weight)  # merging left the base alone
+    assert base_weight.equal(base_models.tiny_model().model.layers[0].self_attn.q_proj.weight)  # merging left the base alone
 
 
 def test_concurrent_requests_get_their_own_answers(engine, adapter):

@@ -1,6 +1,6 @@
 """The local backend's HTTP surface through the real `openai` client, on the session
 server: files, auth, ids, errors, job creation and validation failures. Every response
-is checked against OpenAI's OpenAPI spec as it arrives (tests/local_helpers.SpecRecorder).
+is checked against OpenAI's OpenAPI spec as it arrives (tests.local.helpers.SpecRecorder).
 No test here trains a model."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import httpx
 import openai
 import pytest
 
-from tests.local_helpers import chat_lines, wait_for, write_jsonl
+from tests.local.helpers import chat_lines, wait_for, write_jsonl
 
 
 @pytest.fixture()

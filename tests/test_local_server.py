@@ -19,7 +19,7 @@ import openai
 import pytest
 
 from tests.conftest import ROOT, start_server, stop_server
-from tests.local_helpers import chat_lines, wait_for, wait_until, warm_model_cache, write_jsonl
+from tests.local.helpers import chat_lines, wait_for, wait_until, warm_model_cache, write_jsonl
 
 
 def health(server) -> dict:

@@ -12,7 +12,7 @@ import openai
 import pytest
 from safetensors.torch import load_file
 
-from tests.local_helpers import (chat_lines, validate_component, wait_for, wait_until,
+from tests.local.helpers import (chat_lines, validate_component, wait_for, wait_until,
                                  write_jsonl)
 
 MESSAGES = [{"role": "user", "content": "Greet Ann"}]

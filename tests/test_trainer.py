@@ -9,8 +9,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ftutils.local import chatdata, models, steps, trainer
-from ftutils.local.trainer import RecordingSink, TrainConfig, train
+from ftutils.local import base_models, chatdata, steps, trainer
+from ftutils.local.trainer import TrainConfig, train
+from tests.local.sinks import RecordingSink
 
 WORDS = {"good": "positive", "great": "positive", "lovely": "positive", "bad": "negative", "awful": "negative",
          "dull": "negative"}
@@ -23,7 +24,7 @@ def ml_data_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tokenizer(ml_data_dir):
-    return models.load_base("tiny-smollm2", ml_data_dir)[1]
+    return base_models.load_base("tiny-smollm2", ml_data_dir)[1]
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +55,7 @@ def full_run(files, ml_data_dir, tmp_path_factory):
     held = {}
 
     def load_and_keep(*args):
-        held["model"], tokenizer = models.load_base(*args)
+        held["model"], tokenizer = base_models.load_base(*args)
         return held["model"], tokenizer
     out = tmp_path_factory.mktemp("full")
     with pytest.MonkeyPatch.context() as patch:
@@ -125,7 +126,7 @@ def test_training_lowers_the_loss_and_changes_only_lora_weights(full_run, ml_dat
     assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3 - 1.0
     assert sink.metrics[-1]["full_valid_loss"] < sink.checkpoints[0][3]["full_valid_loss"]
 
-    reference = models.tiny_model().state_dict()
+    reference = base_models.tiny_model().state_dict()
     lora, base = {}, {}
     for name, param in model.named_parameters():
         (lora if "lora_" in name else base)[name] = param

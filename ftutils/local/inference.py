@@ -25,7 +25,7 @@ import ftutils.threads  # noqa: F401  (before torch loads)
 import torch  # noqa: E402
 
 from ftutils.local import chatdata  # noqa: E402
-from ftutils.local.models import BASE_MODELS, load_base  # noqa: E402
+from ftutils.local.base_models import BASE_MODELS, load_base  # noqa: E402
 
 DEFAULT_MAX_TOKENS = 256
 MAX_TOP_LOGPROBS = 20  # OpenAI's limit

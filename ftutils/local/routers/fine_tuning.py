@@ -101,7 +101,7 @@ def _training_input(db, file_id: Optional[str], param: str) -> Optional[str]:
 @router.post("")
 def create_job(request: Request, body: schemas.CreateFineTuningJobRequest):
     state = request.app.state
-    from ftutils.local import models as base_models
+    from ftutils.local import base_models
     if not base_models.is_base_model(body.model, state.settings.extra_models):
         raise errors.invalid(f"Model {body.model} is not available for fine-tuning or does not exist.",
                              "model", "model_not_available")

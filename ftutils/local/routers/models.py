@@ -17,7 +17,7 @@ router = APIRouter(prefix="/models")
 
 
 def _base_models(state) -> list:
-    from ftutils.local import models as base_models
+    from ftutils.local import base_models
     return base_models.list_base_models(state.settings.data_dir, state.settings.extra_models)
 
 
