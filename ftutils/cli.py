@@ -13,8 +13,8 @@ import sys
 COMMANDS = [
     "ftutils.data.cli",    # validate
     "ftutils.local.cli",   # serve
-    "ftutils.jobs_cli",    # train, watch
-    "ftutils.run_cli",     # run (the whole suite)
+    "ftutils.train.cli",   # train, watch
+    "ftutils.suite.cli",   # run (the whole suite)
 ]
 
 

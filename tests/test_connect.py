@@ -11,7 +11,7 @@ import textwrap
 import httpx
 import pytest
 
-from ftutils.connect import check, connect, mask
+from ftutils.train.connect import check, connect, mask
 from ftutils.local.process import free_port
 from tests.conftest import ROOT, TEST_KEY
 
@@ -124,7 +124,7 @@ def test_autostart_reuse_and_stop_at_exit(tmp_path):
     data_dir = tmp_path / "fresh"
     script = textwrap.dedent("""
         import json
-        from ftutils.connect import check, connect
+        from ftutils.train.connect import check, connect
         first = connect(env_file=None)
         second = connect(env_file=None)
         server = json.loads(open(first.data_dir + "/server.json").read())
@@ -158,7 +158,7 @@ def test_password_prompt_in_a_terminal_is_not_echoed(local_server, tmp_path):
 
     script = textwrap.dedent("""
         import json
-        from ftutils.connect import check, connect
+        from ftutils.train.connect import check, connect
         conn = connect("openai", env_file=None)
         print("RESULT " + json.dumps({"source": conn.key_source, "masked": conn.masked_key, "ok": check(conn).ok}))
     """)
@@ -195,7 +195,7 @@ def test_password_prompt_in_a_terminal_is_not_echoed(local_server, tmp_path):
 
 
 def test_fine_tunable_on_openai_are_the_known_snapshots_and_your_models():
-    from ftutils.connect import Connection, fine_tunable
+    from ftutils.train.connect import Connection, fine_tunable
 
     conn = Connection("openai", "https://api.openai.com/v1", "test", "env", "sk-…abcd")
     listed = ["gpt-4o-mini-2024-07-18", "gpt-4o-mini", "gpt-4.1-nano-2025-04-14", "dall-e-3", "whisper-1",

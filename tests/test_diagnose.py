@@ -4,8 +4,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from ftutils.diagnose import diagnose
-from ftutils.metrics import COLUMNS
+from ftutils.train.diagnose import diagnose
+from ftutils.train.metrics import COLUMNS
 
 RNG = np.random.default_rng(0)
 

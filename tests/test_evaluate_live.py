@@ -13,7 +13,7 @@ from ftutils.evaluate.classify import classify
 from ftutils.evaluate.report import read_evaluation, write_evaluation
 from ftutils.evaluate.scores import mcnemar_exact
 from ftutils.evaluate.suite import evaluate_run
-from ftutils.runs import write_manifest
+from ftutils.train.runs import write_manifest
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
@@ -59,7 +59,7 @@ def run_dir(local_server, tmp_path_factory):
 
 
 def test_candidates_from_a_real_manifest(run_dir):
-    from ftutils.runs import read_manifest
+    from ftutils.train.runs import read_manifest
 
     manifest = read_manifest(run_dir)
     cands = candidates_from_manifest(manifest)
@@ -71,7 +71,7 @@ def test_candidates_from_a_real_manifest(run_dir):
 
 
 def test_score_and_generate_on_the_fine_tuned_tiny_model(run_dir, client):
-    from ftutils.runs import read_manifest
+    from ftutils.train.runs import read_manifest
 
     model = read_manifest(run_dir)["fine_tuned_model"]
     test = load_examples(run_dir / "data" / "test.jsonl")

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from ftutils import jobs, metrics, runs
-from ftutils.diagnose import diagnose
+from ftutils.train import jobs, metrics, runs
+from ftutils.train.diagnose import diagnose
 from ftutils.openai_rules import HyperparameterError
 from ftutils.local.process import free_port
 from tests.conftest import ROOT, TEST_KEY
@@ -148,7 +148,7 @@ def test_follow_rides_out_a_server_restart(tmp_path, caplog):
     job = jobs.launch(client, jobs.upload(client, train_path).id, model="tiny-smollm2", n_epochs=1, batch_size=8)
     stop_server(server)
 
-    caplog.set_level(logging.WARNING, logger="ftutils.jobs")
+    caplog.set_level(logging.WARNING, logger="ftutils.train.jobs")
     result = {}
     watcher = threading.Thread(target=lambda: result.update(job=jobs.follow(client, job.id, poll=0.2, max_poll=1.0,
                                                                              timeout=180)))

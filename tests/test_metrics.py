@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from ftutils import metrics
+from ftutils.train import metrics
 
 # OpenAI's result file: validation measured only on some steps, empty cells elsewhere.
 CSV = ("step,train_loss,train_accuracy,valid_loss,valid_mean_token_accuracy\n"

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from ftutils import jobs
-from ftutils.diagnose import diagnose
-from ftutils.metrics import COLUMNS
+from ftutils.train import jobs
+from ftutils.train.diagnose import diagnose
+from ftutils.train.metrics import COLUMNS
 from ftutils.plots.training import loss_curves
 from ftutils.widgets.monitor import JobMonitor
 from tests.test_jobs import write_tiny

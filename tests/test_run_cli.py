@@ -1,7 +1,7 @@
 """`ftutils run`: parameters reach only the notebooks that declare them."""
 import pytest
 
-from ftutils.run_cli import NOTEBOOKS, notebook_parameters, parse_params
+from ftutils.suite.cli import NOTEBOOKS, notebook_parameters, parse_params
 from tests.conftest import ROOT
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-KINDS = ("base", "fine_tuned", "checkpoint", "baseline")
+KINDS = ("base", "prompted", "fine_tuned", "checkpoint", "baseline")
 BASELINE_NAME = "tfidf-logreg"
 
 
@@ -23,6 +23,8 @@ class Candidate:
     """One of KINDS."""
     step: int | None = None
     """Training step of a checkpoint, and of the final model when the manifest knows it."""
+    shots: int | None = None
+    """A prompted base model: how many solved training examples its prompt shows (0: zero-shot)."""
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -36,9 +38,14 @@ def _step_of(checkpoint: dict) -> int | None:
     return int(step) if step is not None else None
 
 
+def prompted_name(shots: int) -> str:
+    return "zero-shot" if shots == 0 else f"few-shot-{shots}"
+
+
 def candidates_from_manifest(manifest: dict, include_checkpoints: bool = True,
-                             include_baseline: bool = True) -> list[Candidate]:
-    """Base model, fine-tuned model, each checkpoint (oldest first) and the TF-IDF baseline.
+                             include_baseline: bool = True, prompted_shots: tuple = ()) -> list[Candidate]:
+    """Base model, the base prompted with each of `prompted_shots` (0: zero-shot, k: k shots),
+    fine-tuned model, each checkpoint (oldest first) and the TF-IDF baseline.
 
     Reads defensively: a manifest without a fine-tuned model (a failed or running job) still
     yields the base model and the baseline, so the notebook can say what it can."""
@@ -46,6 +53,7 @@ def candidates_from_manifest(manifest: dict, include_checkpoints: bool = True,
     if not base:
         raise ValueError("the manifest names no base_model; run 03_train first (run.json)")
     out = [Candidate("base", base, "base")]
+    out += [Candidate(prompted_name(k), base, "prompted", shots=k) for k in prompted_shots]
     final = manifest.get("fine_tuned_model")
     checkpoints = sorted((c for c in manifest.get("checkpoints") or [] if c.get("model")),
                          key=lambda c: _step_of(c) or 0)
@@ -68,7 +76,7 @@ def candidates_from_manifest(manifest: dict, include_checkpoints: bool = True,
 
 def read_manifest(run_dir: str | Path) -> dict:
     """run.json of `run_dir` (relative paths are the project's), which 03_train writes."""
-    from ftutils.runs import project_path, read_manifest as read
+    from ftutils.train.runs import project_path, read_manifest as read
 
     manifest = read(project_path(run_dir))
     if not manifest:

@@ -14,7 +14,7 @@ HYPERPARAMETERS = ("n_epochs", "batch_size", "learning_rate_multiplier")
 
 
 def _run_dirs(paths_or_glob) -> list[Path]:
-    from ftutils.runs import project_path
+    from ftutils.train.runs import project_path
 
     items = [paths_or_glob] if isinstance(paths_or_glob, (str, Path)) else list(paths_or_glob)
     dirs: list[Path] = []

@@ -99,7 +99,7 @@ def write_evaluation(run_dir: str | Path, results, manifest: dict | None = None)
     """Write `evaluation.json` and `report.md` into `run_dir`; returns their paths.
 
     `results` is an Evaluation (from evaluate_run) or its `to_dict()`."""
-    from ftutils.runs import run_path
+    from ftutils.train.runs import run_path
 
     run_dir = run_path(run_dir)
     data = _as_dict(results)
@@ -114,7 +114,7 @@ def write_evaluation(run_dir: str | Path, results, manifest: dict | None = None)
 
 
 def read_evaluation(run_dir: str | Path) -> dict:
-    from ftutils.runs import project_path
+    from ftutils.train.runs import project_path
 
     path = project_path(run_dir) / "evaluation.json"
     if not path.is_file():

@@ -15,6 +15,7 @@ from ftutils.evaluate.baseline import classify_baseline
 from ftutils.evaluate.candidates import (Candidate, TestExample, candidates_from_manifest, labels_of,
                                          load_examples, read_manifest)
 from ftutils.evaluate.classify import Classification, classify
+from ftutils.evaluate.prompting import prompted
 from ftutils.evaluate.recommend import Recommendation, best_candidate, recommend
 from ftutils.evaluate.scores import bootstrap_ci, classification_metrics, compare_pair, confusion_frame
 
@@ -150,6 +151,12 @@ def evaluate_candidates(client, candidates: list[Candidate], test: list[TestExam
                 log(f"{cand.name}: skipped, no training split to learn from")
                 continue
             classification = classify_baseline(train, test, seed)
+        elif cand.kind == "prompted":
+            if cand.shots and not train:
+                log(f"{cand.name}: skipped, no training split to draw examples from")
+                continue
+            items = prompted(test, labels, train, cand.shots or 0, seed)
+            classification = classify(client, cand.model, items, labels, method, backend, concurrency, seed=seed)
         else:
             classification = classify(client, cand.model, test, labels, method, backend, concurrency, seed=seed)
         results[cand.name] = CandidateResult(cand, classification,
@@ -160,7 +167,8 @@ def evaluate_candidates(client, candidates: list[Candidate], test: list[TestExam
             + (f"  [{classification.note}]" if classification.note else ""))
     paired = []
     if "fine-tuned" in results:
-        for other in ("base", *[c.name for c in candidates if c.kind == "baseline"]):
+        # The fine-tune against everything you could use instead of it, on the same items.
+        for other in [c.name for c in candidates if c.kind in ("base", "prompted", "baseline")]:
             if other in results:
                 paired.append(compare_pair(results[other].classification.frame(), results["fine-tuned"].classification.frame(),
                                            labels, other, "fine-tuned", bootstrap_samples, seed))
@@ -171,9 +179,11 @@ def evaluate_candidates(client, candidates: list[Candidate], test: list[TestExam
 
 def evaluate_run(run_dir: str | Path, client, backend: str | None = None, method: str = "score",
                  include_checkpoints: bool = True, max_test_examples: int | None = None,
-                 bootstrap_samples: int = 1000, seed: int = 42, concurrency: int | None = None, log=print) -> Evaluation:
-    """Evaluate the candidates of `run_dir`'s manifest on its test split (first `max_test_examples`)."""
-    from ftutils.runs import project_path
+                 bootstrap_samples: int = 1000, seed: int = 42, concurrency: int | None = None,
+                 prompted_shots: tuple = (), log=print) -> Evaluation:
+    """Evaluate the candidates of `run_dir`'s manifest on its test split (first `max_test_examples`);
+    `prompted_shots` adds the base model prompted zero-shot (0) and with k shots (k)."""
+    from ftutils.train.runs import project_path
 
     run_dir = project_path(run_dir)
     manifest = read_manifest(run_dir)
@@ -183,7 +193,7 @@ def evaluate_run(run_dir: str | Path, client, backend: str | None = None, method
     # Labels from train and test together, so a class the test sample happens to miss
     # still counts as a possible (wrong) answer.
     labels = sorted({ex.label for ex in test} | {ex.label for ex in train or []})
-    candidates = candidates_from_manifest(manifest, include_checkpoints)
+    candidates = candidates_from_manifest(manifest, include_checkpoints, prompted_shots=tuple(prompted_shots))
     return evaluate_candidates(client, candidates, test, train, labels, method, backend or manifest.get("backend"),
                                bootstrap_samples, seed, concurrency, manifest, log)
 

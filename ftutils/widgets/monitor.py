@@ -12,9 +12,9 @@ import time
 
 import pandas as pd
 
-from ftutils import jobs
-from ftutils import metrics as metrics_mod
-from ftutils.diagnose import diagnose
+from ftutils.train import jobs
+from ftutils.train import metrics as metrics_mod
+from ftutils.train.diagnose import diagnose
 from ftutils.plots.training import loss_curves
 from ftutils.widgets.base import Widget, interactive as is_interactive
 

@@ -2,7 +2,7 @@
 one temporary run folder, on the session's local server, with small parameters.
 
 `notebook_run("03_train")` runs whatever came before it first (once per session) and
-returns the values the notebook recorded with `ftutils.runs.record`.
+returns the values the notebook recorded with `ftutils.train.runs.record`.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ TINY = {
 def notebook_run(local_server, tmp_path_factory):
     import papermill as pm
 
-    from ftutils.runs import load_record
+    from ftutils.train.runs import load_record
 
     run_dir = tmp_path_factory.mktemp("run")
     out_dir = tmp_path_factory.mktemp("executed")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from ftutils.runs import read_manifest
+from ftutils.train.runs import read_manifest
 from tests.conftest import TEST_KEY
 
 pytestmark = pytest.mark.slow

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ftutils.runs import read_manifest
+from ftutils.train.runs import read_manifest
 
 pytestmark = pytest.mark.slow
 

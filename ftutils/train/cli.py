@@ -37,7 +37,7 @@ def register(subparsers) -> None:
 
 
 def _connect(backend):
-    from ftutils.connect import check, connect
+    from ftutils.train.connect import check, connect
 
     # A terminal can be asked for a key; CI and pipes cannot, and then check() says why.
     conn = connect(backend, prompt=sys.stdin is not None and sys.stdin.isatty())
@@ -50,8 +50,8 @@ def _connect(backend):
 
 
 def run_train(args) -> int:
-    from ftutils import jobs
-    from ftutils.openai_rules import HyperparameterError
+    from ftutils import openai_rules
+    from ftutils.train import jobs
 
     conn = _connect(args.backend)
     if conn is None:
@@ -59,11 +59,9 @@ def run_train(args) -> int:
     model = args.model or conn.default_model
     # Check before uploading: a bad value should not cost an upload.
     try:
-        from ftutils.openai_rules import check as check_hp
-
-        check_hp(args.epochs, args.batch_size, args.lr_multiplier)
-        jobs.check_suffix(args.suffix)
-    except HyperparameterError as exc:
+        openai_rules.check(args.epochs, args.batch_size, args.lr_multiplier)
+        openai_rules.check_suffix(args.suffix)
+    except openai_rules.HyperparameterError as exc:
         print(f"error: {exc.param}: {exc}", file=sys.stderr)
         return 2
     train = jobs.upload(conn.client, args.file)

@@ -50,7 +50,7 @@ def notebook_parameters(path: Path) -> set[str]:
 def run(args) -> int:
     import papermill as pm
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]  # ftutils/suite/cli.py -> the repository
     nb_dir = Path(args.notebooks_dir) if args.notebooks_dir else root / "notebooks"
     # Relative to the repo (the kernels' cwd), so no machine path lands in outputs.
     run_dir = Path("runs") / args.name
@@ -65,7 +65,7 @@ def run(args) -> int:
     if backend == "local":
         # Start (or find) the local server once here, so every notebook's kernel reuses it
         # instead of each starting and stopping its own.
-        from ftutils.connect import connect
+        from ftutils.train.connect import connect
         connection = connect("local")
         print(f"local backend at {connection.base_url}")
 

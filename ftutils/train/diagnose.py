@@ -103,7 +103,7 @@ def _validation(df: pd.DataFrame):
 
 
 def diagnose(metrics_df: pd.DataFrame, checkpoints=None, n_epochs: int | None = None) -> Diagnosis:
-    """Judge a run from its metrics (ftutils.metrics columns) and, if given, its checkpoints."""
+    """Judge a run from its metrics (ftutils.train.metrics columns) and, if given, its checkpoints."""
     rows = _checkpoint_rows(checkpoints)
     df = metrics_df.sort_values("step") if len(metrics_df) else metrics_df
     if "train_loss" not in df or not len(df) or df["train_loss"].isna().all():

@@ -14,7 +14,7 @@ def project_root() -> Path:
     env = os.environ.get("FTUTILS_PROJECT_ROOT")
     if env:
         return Path(env)
-    here = Path(__file__).resolve().parents[1]
+    here = Path(__file__).resolve().parents[2]  # ftutils/train/runs.py -> the repository
     return here if (here / "notebooks").is_dir() else Path.cwd()
 
 
