@@ -8,17 +8,19 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from ftutils.evaluate.scores import OUT_OF_SCOPE
+
 SIGNIFICANCE = 0.05
-BASELINE_MARGIN = 0.02      # macro F1 within this of the fine-tune: the baseline "matches" it
+SMALL_CLASS = 5            # fewer test items than this: a class's F1 is too coarse to judge
 CHECKPOINT_MARGIN = 0.01    # a checkpoint must beat the final model by this to be worth switching
 UNPARSEABLE_SHARE = 0.10
-LLM_KINDS = ("base", "fine_tuned", "checkpoint")
+LLM_KINDS = ("base", "prompted", "fine_tuned", "checkpoint")
 
 
 @dataclass
 class Recommendation:
     kind: str
-    """checkpoint | significance | baseline | unparseable | confusion | weak_class | method | training."""
+    """checkpoint | significance | out_of_scope | small_class | unparseable | confusion | weak_class | method | training."""
     message: str
     evidence: dict = field(default_factory=dict)
 
@@ -41,9 +43,9 @@ def _paired(evaluation: dict, a: str, b: str) -> dict | None:
     return next((p for p in evaluation.get("paired", []) if p["a"] == a and p["b"] == b), None)
 
 
-# On a tie the cheaper model wins: no model at all, then no fine-tune, then the final model,
-# then the latest checkpoint.
-_TIE_ORDER = {"baseline": 0, "base": 1, "fine_tuned": 2, "checkpoint": 3}
+# On a tie the cheaper model wins: no model at all, then no fine-tune (bare prompt, then a
+# longer prompt), then the final model, then the latest checkpoint.
+_TIE_ORDER = {"baseline": 0, "base": 1, "prompted": 2, "fine_tuned": 3, "checkpoint": 4}
 
 
 def _rank(candidate: dict):
@@ -81,43 +83,76 @@ def _checkpoint(evaluation: dict, manifest: dict | None) -> list[Recommendation]
                            f"model: use {best['model']}.{overlap}{agree}", evidence)]
 
 
-def _significance(evaluation: dict) -> list[Recommendation]:
-    pair = _paired(evaluation, "base", "fine-tuned")
+def significant(pair: dict) -> bool:
+    """The notebook's one rule: a difference counts when McNemar's p < 0.05 AND the paired
+    bootstrap interval of the macro-F1 difference excludes 0; otherwise the two are not
+    significantly different, whatever their point estimates say."""
+    lo, hi = pair["bootstrap"]["macro_f1_diff_ci"]
+    return pair["mcnemar"]["p_value"] < SIGNIFICANCE and not lo <= 0 <= hi
+
+
+def describe(candidate: dict) -> str:
+    """How a recommendation names a candidate, once."""
+    if candidate["kind"] == "prompted":
+        shots = candidate.get("shots") or 0
+        return "the base model prompted with the label list" + (f" and {shots} examples" if shots else "")
+    return {"base": "the base model", "baseline": "the TF-IDF + logistic-regression baseline"}.get(
+        candidate["kind"], candidate["name"])
+
+
+def _versus(evaluation: dict, other: dict) -> list[Recommendation]:
+    """The fine-tuned model against one alternative, on the same items."""
+    pair = _paired(evaluation, other["name"], "fine-tuned")
     if pair is None:
         return []
     m, b = pair["mcnemar"], pair["bootstrap"]
-    evidence = {**m, "macro_f1_diff": b["macro_f1_diff"], "macro_f1_diff_ci": b["macro_f1_diff_ci"]}
+    evidence = {"against": other["name"], **m, "macro_f1_diff": b["macro_f1_diff"], "macro_f1_diff_ci": b["macro_f1_diff_ci"]}
     numbers = (f"accuracy {m['accuracy_b']:.3f} vs {m['accuracy_a']:.3f} on {m['n']} items, McNemar p={m['p_value']:.3g} "
-               f"({m['only_b_correct']} items only the fine-tune got right, {m['only_a_correct']} only the base); "
-               f"macro F1 {b['macro_f1_diff']:+.3f} {_ci(b['macro_f1_diff_ci'])}")
-    if m["p_value"] < SIGNIFICANCE and m["accuracy_b"] > m["accuracy_a"]:
-        return [Recommendation("significance", f"The fine-tuned model is significantly better than the base model: {numbers}.", evidence)]
-    if m["p_value"] < SIGNIFICANCE:
-        return [Recommendation("significance", f"The fine-tuned model is significantly WORSE than the base model: {numbers}. "
-                               "Check the training data's answers and the diagnosis before using it.", evidence)]
-    return [Recommendation("significance", f"The fine-tuned model is not significantly better than the base model: {numbers}. "
-                           "More (or more varied) training data, or more epochs if training underfit, before paying for it.", evidence)]
+               f"({m['only_b_correct']} items only the fine-tune got right, {m['only_a_correct']} only {other['name']}); "
+               f"macro F1 difference {b['macro_f1_diff']:+.3f} {_ci(b['macro_f1_diff_ci'])}")
+    who = describe(other)
+    kind = "baseline" if other["kind"] == "baseline" else "significance"
+    if not significant(pair):
+        cheaper = (" As far as these items can tell, the cheaper, faster one serves as well; more test items would be "
+                   "needed to tell them apart."
+                   if other["kind"] in ("baseline", "prompted") else " More (or more varied) training data, or more epochs "
+                   "if training underfit, before paying for the fine-tune.")
+        return [Recommendation(kind, f"The fine-tuned model is not significantly different from {who}: "
+                               f"{numbers}.{cheaper}", evidence)]
+    if b["macro_f1_diff"] > 0:
+        return [Recommendation(kind, f"The fine-tuned model is significantly better than {who}: {numbers}.", evidence)]
+    return [Recommendation(kind, f"The fine-tuned model is significantly WORSE than {who}: {numbers}. "
+                           "Check the training data's answers and the diagnosis before using it.", evidence)]
 
 
-def _baseline(evaluation: dict) -> list[Recommendation]:
-    base = next(iter(_by_kind(evaluation, "baseline")), None)
-    tuned = best_candidate(evaluation, ("fine_tuned", "checkpoint"))
-    if base is None or tuned is None:
+def _alternatives(evaluation: dict) -> list[Recommendation]:
+    return [rec for other in _by_kind(evaluation, "base", "prompted", "baseline") for rec in _versus(evaluation, other)]
+
+
+def _out_of_scope(evaluation: dict, chosen: dict) -> list[Recommendation]:
+    oos = chosen["metrics"].get("out_of_scope")
+    if not oos or not oos["forced"]:
         return []
-    f_base, f_tuned = base["metrics"]["macro_f1"], tuned["metrics"]["macro_f1"]
-    evidence = {"baseline_macro_f1": f_base, "fine_tuned": tuned["name"], "fine_tuned_macro_f1": f_tuned}
-    pair = _paired(evaluation, base["name"], "fine-tuned") if tuned["kind"] == "fine_tuned" else None
-    paired = ""
-    if pair:
-        evidence["mcnemar_p"] = pair["mcnemar"]["p_value"]
-        paired = f", McNemar p={pair['mcnemar']['p_value']:.3g} on the same items"
-    if f_base >= f_tuned - BASELINE_MARGIN:
-        verb = "beats" if f_base > f_tuned + BASELINE_MARGIN else "matches"
-        return [Recommendation("baseline", f"The TF-IDF + logistic-regression baseline {verb} the fine-tuned model "
-                               f"(macro F1 {f_base:.3f} vs {f_tuned:.3f} for {tuned['name']}{paired}): fine-tuning is not paying "
-                               "for itself here; the baseline is cheaper and faster to serve.", evidence)]
-    return [Recommendation("baseline", f"The fine-tuned model ({tuned['name']}) beats the TF-IDF baseline by "
-                           f"{f_tuned - f_base:.3f} macro F1 ({f_tuned:.3f} vs {f_base:.3f}{paired}).", evidence)]
+    intents = ", ".join(f"{k} {v}" for k, v in oos["by_intent"].items())
+    conf = chosen["metrics"]["confusion"]
+    column = conf["columns"].index(OUT_OF_SCOPE) if OUT_OF_SCOPE in conf["columns"] else None
+    # A model that answers out_of_scope at times has learnt the class, just not well enough.
+    knows = column is not None and any(row[column] for row in conf["matrix"])
+    fix = ("add more, and more varied, out-of-scope messages to training" if knows else
+           f"it never answers {OUT_OF_SCOPE!r}; add out-of-scope messages with that label to the training data "
+           "(02_prepare), so the model has an answer for them")
+    return [Recommendation("out_of_scope", f"{chosen['name']} forced {oos['forced']} of {oos['n']} out-of-scope messages "
+                           f"into an intent ({intents}): {fix}.", {"candidate": chosen["name"], **oos})]
+
+
+def _small_classes(evaluation: dict, chosen: dict) -> list[Recommendation]:
+    small = {lab: v["support"] for lab, v in chosen["metrics"]["per_class"].items() if 0 < v["support"] < SMALL_CLASS}
+    if not small:
+        return []
+    listed = ", ".join(f"{lab!r} ({n} item{'s' if n != 1 else ''})" for lab, n in small.items())
+    return [Recommendation("small_class", f"Too few test items to judge {listed}: one item more or less right moves "
+                           f"such a class's F1 by a large step, which also widens every macro-F1 interval. Judge them "
+                           f"on more test data (at least {SMALL_CLASS} each).", {"classes": small})]
 
 
 def _unparseable(evaluation: dict) -> list[Recommendation]:
@@ -186,6 +221,8 @@ def recommend(evaluation: dict, manifest: dict | None = None) -> list[Recommenda
     """Recommendations, most decisive first: which model, whether it beats base and the
     baseline, where it fails, then what the training diagnosis suggests."""
     chosen = best_candidate(evaluation, ("fine_tuned", "checkpoint")) or best_candidate(evaluation, ("base",))
-    out = _checkpoint(evaluation, manifest) + _significance(evaluation) + _baseline(evaluation)
+    out = _checkpoint(evaluation, manifest) + _alternatives(evaluation)
+    if chosen:
+        out += _out_of_scope(evaluation, chosen) + _small_classes(evaluation, chosen)
     out += _unparseable(evaluation) + (_confusions(evaluation, chosen) if chosen else [])
     return out + _methods(evaluation) + _training(manifest)

@@ -15,6 +15,9 @@ from sklearn.metrics import (accuracy_score, classification_report, confusion_ma
                              precision_recall_fscore_support)
 
 UNPARSEABLE = "(unparseable)"
+# The label of messages that belong to no intent (CLINC150's "oos"): a model that never
+# answers it forces every such message into some intent, which users see as a wrong action.
+OUT_OF_SCOPE = "out_of_scope"
 
 
 def as_frame(predictions) -> pd.DataFrame:
@@ -52,7 +55,19 @@ def classification_metrics(predictions, labels: list[str]) -> dict:
         "unparseable": int((frame["pred"] == UNPARSEABLE).sum()),
         "confusion": {"labels": list(labels), "columns": columns, "matrix": matrix.tolist()},
         "report": classification_report(y_true, y_pred, labels=labels, zero_division=0, digits=3),
+        "out_of_scope": out_of_scope_counts(frame),
     }
+
+
+def out_of_scope_counts(frame: pd.DataFrame) -> dict | None:
+    """Of the out-of-scope items: how many the model forced into an intent, and which.
+    None when the items hold no out-of-scope message."""
+    oos = frame[frame["label"] == OUT_OF_SCOPE]
+    if not len(oos):
+        return None
+    forced = oos[(oos["pred"] != OUT_OF_SCOPE) & (oos["pred"] != UNPARSEABLE)]
+    return {"n": int(len(oos)), "forced": int(len(forced)),
+            "by_intent": {str(k): int(v) for k, v in forced["pred"].value_counts().items()}}
 
 
 def confusion_frame(metrics: dict) -> pd.DataFrame:

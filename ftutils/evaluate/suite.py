@@ -97,7 +97,7 @@ class Evaluation:
         """The evaluation as JSON-ready data (what evaluation.json holds)."""
         out = {"n_test": len(self.examples), "labels": list(self.labels), "method": self.method,
                "candidates": [{"name": name, "model": r.candidate.model, "kind": r.candidate.kind,
-                               "step": r.candidate.step, "method": r.classification.method,
+                               "step": r.candidate.step, "shots": r.candidate.shots, "method": r.classification.method,
                                "requested": r.classification.requested, "note": r.classification.note,
                                "metrics": r.metrics} for name, r in self.results.items()],
                "paired": self.paired,
