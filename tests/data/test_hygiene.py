@@ -116,3 +116,69 @@ def test_check_collects_everything_into_a_report():
 def test_bad_threshold():
     with pytest.raises(ValueError, match="threshold"):
         hygiene.find_duplicates([_ex("a")], threshold=0)
+
+
+def test_a_planted_paraphrase_in_train_is_a_word_set_sibling_not_a_near_duplicate():
+    train = [_ex("how long does it take to get a replacement card", "replacement_card_duration"),
+             _ex("why was my card declined at the store", "card_declined"),
+             _ex("How long does it take to get a replacement card?", "replacement_card_duration")]  # a copy
+    test = [_ex("how long will it take to get a new replacement card", "replacement_card_duration"),
+            _ex("can you freeze my bank account", "freeze_account")]
+    df = hygiene.siblings(train, test=test)
+    # 9 shared words of 12 distinct: 0.75; by character 5-grams the two are under 0.8.
+    assert df[["part", "line", "rule", "similarity", "train_line", "n_siblings", "same_answer"]].values.tolist() == [
+        ["test", 1, "word set", 0.75, 1, 2, True]]
+    assert df.loc[0, "text"] == "how long will it take to get a new replacement card"
+    assert df.loc[0, "sibling"] == "how long does it take to get a replacement card"
+    assert hygiene.overlap(train, [], test).empty  # the 80 % 5-gram rule alone misses it
+    [finding] = hygiene.sibling_findings(train, test=test)
+    assert (finding.code, finding.line, finding.severity) == ("train_sibling", 1, "warning")
+    assert finding.message.startswith("test line 1 shares 75% of its words with train line 1 and 1 more")
+    assert hygiene.siblings(train, test=test, word_threshold=0.8).empty
+
+
+def test_siblings_report_both_rules_and_check_does_not_count_an_item_twice():
+    parcel = "the parcel arrived damaged yesterday and the box was crushed and {} on one side"
+    train = [_ex(parcel.format("wet")), _ex("where can i see my pin")]
+    validation = [_ex(parcel.format("soaked"), "refund"), _ex("where can i change my pin")]
+    df = hygiene.siblings(train, validation)
+    assert df[["part", "line", "rule", "train_line", "same_answer"]].values.tolist() == [
+        ["validation", 1, "5-gram", 1, False], ["validation", 1, "word set", 1, False],
+        ["validation", 2, "word set", 2, True]]
+    assert df["similarity"].tolist()[1:] == [round(12 / 14, 3), round(5 / 7, 3)]  # distinct words
+    report = hygiene.check(train, validation)
+    assert [(f.code, f.line) for f in report.findings] == [("split_overlap", 1), ("train_sibling", 2)]
+    assert "train_sibling" not in hygiene.check(train, validation, word_threshold=None).counts
+
+
+def test_word_set_siblings_match_comparing_every_pair():
+    rng = random.Random(11)
+    words = [f"w{k}" for k in range(60)]  # a small vocabulary, like short real queries
+    train_texts = [" ".join(rng.sample(words, rng.randint(4, 10))) for _ in range(150)]
+    test_texts = [" ".join(rng.sample(words, rng.randint(4, 10))) for _ in range(40)]
+    for k in range(15):  # plant siblings: a train query with a word swapped
+        q = rng.choice(train_texts).split()
+        q[rng.randrange(len(q))] = rng.choice(words)
+        test_texts.append(" ".join(q))
+    user = lambda t: {"messages": [{"role": "user", "content": t}, {"role": "assistant", "content": "x"}]}  # noqa: E731
+    df = hygiene.siblings([user(t) for t in train_texts], test=[user(t) for t in test_texts], word_threshold=0.6)
+    got = {line: (sim, n) for line, rule, sim, n in df[["line", "rule", "similarity", "n_siblings"]].values
+           if rule == "word set"}
+    expected = {}
+    for k, t in enumerate(test_texts):
+        sims = [hygiene.jaccard(set(t.split()), set(u.split())) for u in train_texts]
+        over = [s for s in sims if s >= 0.6]
+        if over:
+            expected[k + 1] = (round(max(over), 3), len(over))
+    assert len(expected) >= 15
+    assert got == expected
+
+
+def test_similar_groups_follow_chains_of_siblings():
+    texts = ["can you freeze my bank account", "can you please freeze my bank account",
+             "please freeze my bank account now", "why was my card declined", "why was my card declined",
+             "what is the status of my new card"]
+    groups = hygiene.similar_groups([_ex(t) for t in texts])
+    # 1~2 (6/7 words), 2~3 (5/8: 0.625), 1 and 3 only 4/8 alike: one group through the chain.
+    assert groups == [0, 0, 0, 3, 3, 5]
+    assert hygiene.similar_groups([_ex(t) for t in texts], word_threshold=0.7) == [0, 0, 2, 3, 3, 5]
