@@ -3,18 +3,25 @@
 Stratified (scikit-learn) when each example has a label and every class is big enough to
 appear in each part; otherwise a seeded random split, with `note` saying why. The same
 seed and data always give the same split, so a re-run notebook trains on the same files.
+
+Group-aware: with `keep_similar_together=True` (or explicit `groups`), examples linked by
+near duplicates or word-set siblings (`hygiene.similar_groups`) land in the same part, so a
+paraphrase seen in training cannot score a test item from memory. Groups are placed largest
+first, each in the part whose per-label counts it brings closest to the target shares
+(least squares), so the parts stay stratified up to the size of the groups.
 """
 from __future__ import annotations
 
-from collections import Counter
+import random
+from collections import Counter, defaultdict
 
 
 class Split(tuple):
     """(train, validation, test), unpackable as a tuple, plus how it was made."""
 
-    def __new__(cls, train, validation, test, stratified: bool, note: str | None):
+    def __new__(cls, train, validation, test, stratified: bool, note: str | None, grouped: bool = False):
         self = super().__new__(cls, (train, validation, test))
-        self.stratified, self.note = stratified, note
+        self.stratified, self.note, self.grouped = stratified, note, grouped
         return self
 
     train = property(lambda self: self[0])
@@ -22,7 +29,7 @@ class Split(tuple):
     test = property(lambda self: self[2])
 
     def __repr__(self) -> str:
-        how = "stratified" if self.stratified else "random"
+        how = ("stratified" if self.stratified else "random") + (", similar examples kept together" if self.grouped else "")
         return f"<Split {how}: train {len(self[0])}, validation {len(self[1])}, test {len(self[2])}>"
 
 
@@ -55,9 +62,44 @@ def _why_not_stratified(labels, n_val: int, n_test: int) -> str | None:
     return None
 
 
+def _group_split(labels, groups, n_val: int, n_test: int, stratified: bool, seed: int) -> list[list[int]]:
+    """Indices of (train, validation, test), every group whole in one part."""
+    members: dict = defaultdict(list)
+    for i, g in enumerate(groups):
+        members[g].append(i)
+    order = list(members.values())
+    random.Random(seed).shuffle(order)
+    order.sort(key=len, reverse=True)  # big groups first, while every part still has room
+    keys = [label if stratified else None for label in labels]
+    n = len(labels)
+    counts = Counter(keys)
+    share = (1 - (n_val + n_test) / n, n_val / n, n_test / n)
+    target = [{k: c * f for k, c in counts.items()} for f in share]
+    have = [Counter(), Counter(), Counter()]
+    parts: list[list[int]] = [[], [], []]
+    for group in order:
+        add = Counter(keys[i] for i in group)
+        # Rise in squared distance from the target counts if the group joins part p; a part
+        # meant to stay empty (share 0) never takes one. Ties go to train, then validation.
+        cost = [sum((have[p][k] + c - target[p][k]) ** 2 - (have[p][k] - target[p][k]) ** 2 for k, c in add.items())
+                if share[p] > 0 else float("inf") for p in range(3)]
+        p = cost.index(min(cost))
+        parts[p] += group
+        have[p].update(add)
+    rng = random.Random(seed + 1)
+    for part in parts:  # members of a group sit together; training should not see them in a row
+        rng.shuffle(part)
+    return parts
+
+
 def split_dataset(examples, label_key: str = "label", validation: float = 0.15, test: float = 0.15,
-                  seed: int = 42) -> Split:
-    """Split examples into (train, validation, test) lists; fractions are of the whole set."""
+                  seed: int = 42, keep_similar_together: bool = False, groups=None) -> Split:
+    """Split examples into (train, validation, test) lists; fractions are of the whole set.
+
+    `keep_similar_together=True` puts each group of `hygiene.similar_groups` (near
+    duplicates and word-set siblings, linked in chains) in one part; `groups` gives your own
+    group key per example instead (e.g. a customer id). Part sizes then follow the fractions
+    as closely as the groups allow."""
     from sklearn.model_selection import train_test_split
 
     examples = list(examples)
@@ -65,6 +107,25 @@ def split_dataset(examples, label_key: str = "label", validation: float = 0.15, 
     labels = [ex.get(label_key) if isinstance(ex, dict) else None for ex in examples]
     note = _why_not_stratified(labels, n_val, n_test)
     stratified = note is None
+    if keep_similar_together and groups is None:
+        from ftutils.data.hygiene import similar_groups
+
+        groups = similar_groups(examples)
+    pick = lambda idx: [examples[i] for i in idx]  # noqa: E731
+    if groups is not None:
+        groups = list(groups)
+        if len(groups) != len(examples):
+            raise ValueError(f"groups has {len(groups)} keys for {len(examples)} examples; give one per example")
+        train_idx, val_idx, test_idx = _group_split(labels, groups, n_val, n_test, stratified, seed)
+        notes = [f"random split (not stratified): {note}"] if note else []
+        if stratified:
+            missing = [f"{label!r} not in {name}" for label in sorted(set(labels), key=str)
+                       for name, idx, size in (("validation", val_idx, n_val), ("test", test_idx, n_test))
+                       if size and label not in {labels[i] for i in idx}]
+            if missing:
+                notes.append("groups too few or too big to give every part every class: " + ", ".join(missing[:5]))
+        return Split(pick(train_idx), pick(val_idx), pick(test_idx), stratified, "; ".join(notes) or None,
+                     grouped=True)
     index = list(range(len(examples)))
 
     def cut(idx, size, seed_offset):
@@ -75,7 +136,6 @@ def split_dataset(examples, label_key: str = "label", validation: float = 0.15, 
 
     rest, test_idx = cut(index, n_test, 0)
     train_idx, val_idx = cut(rest, n_val, 1)
-    pick = lambda idx: [examples[i] for i in idx]  # noqa: E731
     if note:
         note = f"random split (not stratified): {note}"
     return Split(pick(train_idx), pick(val_idx), pick(test_idx), stratified, note)
