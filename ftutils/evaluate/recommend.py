@@ -226,3 +226,39 @@ def recommend(evaluation: dict, manifest: dict | None = None) -> list[Recommenda
         out += _out_of_scope(evaluation, chosen) + _small_classes(evaluation, chosen)
     out += _unparseable(evaluation) + (_confusions(evaluation, chosen) if chosen else [])
     return out + _methods(evaluation) + _training(manifest)
+
+
+def next_run(evaluation: dict, manifest: dict | None = None) -> dict:
+    """The papermill parameters of the next run, as the evidence suggests: {"params", "why"}.
+
+    Epochs come from the validation loss (03's diagnosis), never from the test set: choosing
+    by test scores would make the next run's test result optimistic. The data fix comes from
+    the test set's out-of-scope items, which is a question of what the data covers, not a
+    tuned number. Parameter names are the notebooks' own (02's train_out_of_scope, 03's n_epochs)."""
+    params, why = {}, []
+    final = next(iter(_by_kind(evaluation, "fine_tuned")), None)
+    oos = (final or {}).get("metrics", {}).get("out_of_scope")
+    if oos and oos["forced"]:
+        conf = final["metrics"]["confusion"]
+        column = conf["columns"].index(OUT_OF_SCOPE) if OUT_OF_SCOPE in conf["columns"] else None
+        if column is None or not any(row[column] for row in conf["matrix"]):
+            params["train_out_of_scope"] = True
+            why.append(f"the fine-tuned model forced {oos['forced']} of {oos['n']} out-of-scope messages into an intent "
+                       "and never answers out_of_scope: train on out-of-scope messages too")
+    manifest = manifest or {}
+    diagnosis = manifest.get("diagnosis") or {}
+    epochs = (manifest.get("hyperparameters") or {}).get("n_epochs")
+    final_step = (manifest.get("final_metrics") or {}).get("step")
+    best_step = diagnosis.get("best_checkpoint_step")
+    if isinstance(epochs, int) and final_step:
+        steps_per_epoch = final_step / epochs
+        if diagnosis.get("verdict") == "overfitting" and best_step:
+            best_epoch = max(1, round(best_step / steps_per_epoch))
+            if best_epoch < epochs:
+                params["n_epochs"] = best_epoch
+                why.append(f"validation loss was lowest at step {best_step} (epoch {best_epoch} of {epochs}) and rose "
+                           f"after it: train {best_epoch} epochs")
+        elif diagnosis.get("verdict") == "underfitting":
+            params["n_epochs"] = min(50, epochs * 2)
+            why.append(f"training loss was still falling after {epochs} epochs: train {params['n_epochs']}")
+    return {"params": params, "why": why}

@@ -16,7 +16,7 @@ from ftutils.evaluate.candidates import (Candidate, TestExample, candidates_from
                                          load_examples, read_manifest)
 from ftutils.evaluate.classify import Classification, classify
 from ftutils.evaluate.prompting import prompted
-from ftutils.evaluate.recommend import Recommendation, best_candidate, recommend
+from ftutils.evaluate.recommend import Recommendation, best_candidate, next_run, recommend
 from ftutils.evaluate.scores import bootstrap_ci, classification_metrics, compare_pair, confusion_frame
 
 TEXT_CHARS = 300  # enough of an input to recognise it in a report, short enough for evaluation.json
@@ -102,6 +102,7 @@ class Evaluation:
                                "metrics": r.metrics} for name, r in self.results.items()],
                "paired": self.paired,
                "recommendations": [rec.to_dict() for rec in self.recommendations]}
+        out["next_run"] = next_run(out, self.manifest)
         if with_predictions:
             out["predictions"] = {name: _records(self.predictions(name)) for name in self.results}
         return out

@@ -1,6 +1,11 @@
 """`ftutils run`: the main job. Executes the four notebooks in order with papermill into
 `runs/<name>/notebooks/` (the sources are never overwritten), on one backend shared by
-all of them, and prints where the results are."""
+all of them, and prints where the results are.
+
+Beyond one run: `--sweep KEY=V1,V2` repeats the run once per value (runs NAME-KEY-V), and
+`--iterate` follows one run with the next one its evaluation recommends (`next_run` in
+evaluation.json: the parameters to change and why), as a person iterating would.
+"""
 from __future__ import annotations
 
 import ast
@@ -20,6 +25,10 @@ def register(subparsers) -> None:
     p.add_argument("--only", nargs="*", choices=NOTEBOOKS, help="run only these notebooks")
     p.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
                    help="a parameter for every notebook that has it (VALUE is a Python literal)")
+    p.add_argument("--sweep", metavar="KEY=V1,V2,...", default=None,
+                   help="one run per value of KEY, named NAME-KEY-V (with the other -p values)")
+    p.add_argument("--iterate", action="store_true",
+                   help="after the run, run 02-04 again as its evaluation recommends (into NAME-2)")
     p.set_defaults(func=run)
 
 
@@ -47,15 +56,32 @@ def notebook_parameters(path: Path) -> set[str]:
     return set()
 
 
-def run(args) -> int:
-    import papermill as pm
+def sweep_runs(name: str, sweep: str | None, params: dict) -> list[tuple[str, dict]]:
+    """(run name, parameters) for each run of a sweep; one run without a sweep."""
+    if not sweep:
+        return [(name, params)]
+    key, sep, values = sweep.partition("=")
+    if not sep or not values:
+        raise SystemExit(f"--sweep wants KEY=V1,V2,..., got {sweep!r}")
+    out = []
+    for value in values.split(","):
+        parsed = parse_params([f"{key}={value}"])[key]
+        out.append((f"{name}-{key}-{value}".replace("/", "_"), {**params, key: parsed}))
+    return out
 
+
+def next_run(root: Path, run_dir: Path) -> dict | None:
+    """What the run's evaluation recommends running next: {"params": {...}, "why": [...]}."""
+    path = root / run_dir / "evaluation.json"
+    if not path.is_file():
+        return None
+    proposal = json.loads(path.read_text()).get("next_run") or {}
+    return proposal if proposal.get("params") else None
+
+
+def run(args) -> int:
     root = Path(__file__).resolve().parents[2]  # ftutils/suite/cli.py -> the repository
     nb_dir = Path(args.notebooks_dir) if args.notebooks_dir else root / "notebooks"
-    # Relative to the repo (the kernels' cwd), so no machine path lands in outputs.
-    run_dir = Path("runs") / args.name
-    out_dir = root / run_dir / "notebooks"
-    out_dir.mkdir(parents=True, exist_ok=True)
     # Nobody clicks in a papermill run: widgets render their static form.
     os.environ["FTUTILS_INTERACTIVE"] = "0"
     extra = parse_params(args.param)
@@ -69,17 +95,37 @@ def run(args) -> int:
         connection = connect("local")
         print(f"local backend at {connection.base_url}")
 
-    for name in args.only or NOTEBOOKS:
+    for name, params in sweep_runs(args.name, args.sweep, extra):
+        run_dir = Path("runs") / name
+        run_notebooks(root, nb_dir, run_dir, args.only or NOTEBOOKS, params)
+        proposal = next_run(root, run_dir) if args.iterate else None
+        if args.iterate and proposal is None:
+            print(f"[{name}] its evaluation recommends no change to run next", flush=True)
+        if proposal:
+            print(f"[{name}] next run, as its evaluation recommends: {proposal['params']}", flush=True)
+            for why in proposal.get("why", []):
+                print(f"    because {why}", flush=True)
+            run_notebooks(root, nb_dir, Path("runs") / f"{name}-2", [n for n in NOTEBOOKS if n != "01_access"],
+                          {**params, **proposal["params"]})
+    return 0
+
+
+def run_notebooks(root: Path, nb_dir: Path, run_dir: Path, names: list[str], extra: dict) -> None:
+    import papermill as pm
+
+    # Relative to the repo (the kernels' cwd), so no machine path lands in outputs.
+    out_dir = root / run_dir / "notebooks"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in names:
         src = nb_dir / f"{name}.ipynb"
         wanted = notebook_parameters(src)
         params = {k: v for k, v in {"run_dir": str(run_dir), **extra}.items() if k in wanted}
         started = time.monotonic()
-        print(f"[{name}] running with {params} ...", flush=True)
+        print(f"[{run_dir.name}/{name}] running with {params} ...", flush=True)
         pm.execute_notebook(str(src), str(out_dir / f"{name}.ipynb"), parameters=params,
                             kernel_name="python3", cwd=str(root), progress_bar=False)
-        print(f"[{name}] done in {time.monotonic() - started:.0f}s", flush=True)
+        print(f"[{run_dir.name}/{name}] done in {time.monotonic() - started:.0f}s", flush=True)
     print(f"results: {root / run_dir}/ (run.json, evaluation.json, report.md, notebooks/)")
-    return 0
 
 
 if __name__ == "__main__":

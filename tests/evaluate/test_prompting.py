@@ -92,3 +92,20 @@ def test_significance_needs_both_p_and_an_interval_that_excludes_zero():
     assert not significant(pair)
     assert not significant({"mcnemar": {"p_value": 0.2}, "bootstrap": {"macro_f1_diff_ci": [0.05, 0.2]}})
     assert significant({"mcnemar": {"p_value": 0.01}, "bootstrap": {"macro_f1_diff_ci": [0.05, 0.2]}})
+
+
+def test_next_run_takes_epochs_from_validation_and_the_data_fix_from_out_of_scope_items():
+    from ftutils.evaluate.recommend import next_run
+
+    tuned = TRUTH[:16] + ["balance", "balance", "freeze_account"]
+    c = _classification(tuned)
+    ev = {"candidates": [{"name": "fine-tuned", "kind": "fine_tuned", "metrics": score_classification(c, LABELS, 50, 0)}]}
+    manifest = {"hyperparameters": {"n_epochs": 6}, "final_metrics": {"step": 120},
+                "diagnosis": {"verdict": "overfitting", "best_checkpoint_step": 60}}
+    proposal = next_run(ev, manifest)
+    assert proposal["params"] == {"train_out_of_scope": True, "n_epochs": 3}
+    assert "step 60 (epoch 3 of 6)" in proposal["why"][1]
+    assert next_run(ev, {**manifest, "diagnosis": {"verdict": "good"}})["params"] == {"train_out_of_scope": True}
+    knows = _classification(TRUTH[:16] + ["balance", OUT_OF_SCOPE, OUT_OF_SCOPE])
+    ev_knows = {"candidates": [{"name": "fine-tuned", "kind": "fine_tuned", "metrics": score_classification(knows, LABELS, 50, 0)}]}
+    assert next_run(ev_knows, {})["params"] == {}
