@@ -10,6 +10,7 @@ import pytest
 
 from ftutils.train import jobs, metrics, runs
 from ftutils.train.diagnose import diagnose
+from ftutils.widgets.monitor import JobMonitor
 from ftutils.openai_rules import HyperparameterError
 from ftutils.local.process import free_port
 from tests.conftest import ROOT, TEST_KEY
@@ -60,7 +61,7 @@ def test_bad_file_fails_the_job_with_its_error(client, tmp_path, monkeypatch):
     lines[2] = json.dumps({"messages": [{"role": "user", "content": "no answer to learn"}]})
     train_path.write_text("\n".join(lines) + "\n")
     train = jobs.upload(client, train_path)
-    job = jobs.watch(client, jobs.launch(client, train.id, model="tiny-smollm2").id, poll=0.5, timeout=120)
+    job = JobMonitor(client, jobs.launch(client, train.id, model="tiny-smollm2").id, poll=0.5).wait(timeout=120)
     assert job.status == "failed"
     assert job.error.param == "training_file" and "line 3" in job.error.message
     text = jobs.error_text(job)
@@ -74,7 +75,7 @@ def test_cancelled_job(client, tmp_path, monkeypatch):
     train = jobs.upload(client, train_path)
     job = jobs.launch(client, train.id, model="tiny-smollm2", n_epochs=20, batch_size=1)
     jobs.cancel(client, job.id)
-    job = jobs.watch(client, job.id, poll=0.5, timeout=120)
+    job = JobMonitor(client, job.id, poll=0.5).wait(timeout=120)
     assert job.status == "cancelled" and job.fine_tuned_model is None
     assert jobs.error_text(job) == "The job was cancelled before it finished."
 

@@ -31,7 +31,7 @@ def test_job_followed_live_and_plain_to_success(client, tmp_path, monkeypatch, c
     assert monitor._thread.is_alive() and monitor.widget is not None
 
     # Meanwhile the same job, followed the non-interactive way in the foreground.
-    plain = jobs.watch(client, job.id, interactive=False, poll=0.5, timeout=300)
+    plain = JobMonitor(client, job.id, poll=0.5, interactive=False).wait(timeout=300)
     assert plain.status == "succeeded"
     out = capsys.readouterr().out
     # Which intermediate statuses a poll catches depends on timing (a tiny job can finish

@@ -2,7 +2,7 @@
 
 Figures are built with `matplotlib.figure.Figure`, not pyplot: the job monitor draws from a
 background thread, and pyplot's global state is not thread-safe. Show one in a notebook
-with `ftutils.widgets.monitor.as_image(fig)`, which renders whatever the kernel's backend.
+with `ftutils.plots.as_image(fig)`, which renders whatever the kernel's backend.
 """
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from ftutils import openai_rules
 
 log = logging.getLogger(__name__)
 
-TERMINAL = ("succeeded", "failed", "cancelled")
+TERMINAL = openai_rules.TERMINAL_STATUSES
 MAX_CONSECUTIVE_ERRORS = 20  # transient failures tolerated in a row before watch gives up
 
 
@@ -91,14 +91,6 @@ def follow(client, job_id: str, on_update=None, poll: float = 2.0, max_poll: flo
         time.sleep(interval)
 
 
-def watch(client, job_id: str, interactive: bool | None = None, poll: float = 2.0, timeout: float | None = None):
-    """Follow a job with the JobMonitor (a live widget, or progress lines and one final
-    figure when not interactive) and return the job once it has ended."""
-    from ftutils.widgets.monitor import JobMonitor
-
-    return JobMonitor(client, job_id, poll=poll, interactive=interactive).wait(timeout=timeout)
-
-
 def events(client, job_id: str) -> pd.DataFrame:
     """All of a job's events, oldest first: created_at, level, type, message, data."""
     items = list(client.fine_tuning.jobs.list_events(job_id, limit=100))
@@ -171,17 +163,3 @@ def resolved_hyperparameters(job) -> dict:
         hp = job.method.supervised.hyperparameters
     hp = hp or job.hyperparameters
     return {k: getattr(hp, k, None) for k in ("n_epochs", "batch_size", "learning_rate_multiplier")} if hp else {}
-
-
-def sample_answers(client, model: str, examples: list[dict], n: int = 5, max_tokens: int = 32) -> pd.DataFrame:
-    """Ask `model` the first `n` examples (chat format, the last assistant turn held back) at
-    temperature 0, beside the answer the data expects."""
-    rows = []
-    for ex in examples[:n]:
-        messages = ex["messages"]
-        prompt = messages[:-1] if messages and messages[-1]["role"] == "assistant" else messages
-        reply = client.chat.completions.create(model=model, messages=prompt, temperature=0, max_tokens=max_tokens)
-        user = next((m["content"] for m in reversed(prompt) if m["role"] == "user"), "")
-        rows.append({"id": ex.get("id"), "user": user, "expected": messages[-1]["content"] if prompt is not messages else None,
-                     "answer": (reply.choices[0].message.content or "").strip()})
-    return pd.DataFrame(rows, columns=["id", "user", "expected", "answer"])

@@ -15,6 +15,7 @@ import pandas as pd
 from ftutils.train import jobs
 from ftutils.train import metrics as metrics_mod
 from ftutils.train.diagnose import diagnose
+from ftutils.plots import as_image
 from ftutils.plots.training import loss_curves
 from ftutils.widgets.base import Widget, interactive as is_interactive
 
@@ -303,15 +304,3 @@ def _losses(s: dict) -> str:
     if s["valid_loss"] is not None:
         parts.append(f"valid loss {s['valid_loss']:.3f}")
     return ", ".join(parts)
-
-
-def as_image(fig):
-    """A PNG of the figure: displays the same whatever matplotlib backend the kernel has
-    (under MPLBACKEND=Agg a bare Figure shows only as text)."""
-    import io
-
-    from IPython.display import Image
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    return Image(data=buf.getvalue(), format="png")
