@@ -16,10 +16,13 @@ CODES = {
     "too_few_examples": ("error", "OpenAI needs at least 10 examples; 50-100 good ones usually help."),
     "mixed_formats": ("error", "Put each training method's examples in its own file."),
     "wrong_format": ("error", "Use a file in the format of the job's method, or change the method."),
+    "nothing_to_train": ("error", "Give at least one assistant message weight 1 (the default); the trainer "
+                                  "skips examples with nothing to learn, and would have none left."),
     "approximate_token_count": ("warning", None),
     # decoding one line
     "invalid_utf8": ("error", "Save the file as UTF-8."),
     "invalid_json": ("error", "Each line must be one complete JSON object."),
+    "invalid_unicode": ("error", "Remove the unpaired \\ud800-\\udfff escape (a cut emoji?) or write the character itself."),
     "not_an_object": ("error", "Each line must be a JSON object like {\"messages\": [...]}."),
     "blank_line": ("warning", "Remove empty lines."),
     # the line's shape

@@ -16,7 +16,8 @@ from ftutils.data.codes import CODES
 from ftutils.data.findings import Finding, ValidationReport
 from ftutils.data.tokens import TokenCounter, base_model, count_tokens, limits_for
 
-__all__ = ["Finding", "ValidationReport", "validate_file", "validate_examples", "CODES", "MIN_EXAMPLES", "METHOD_FORMATS"]
+__all__ = ["Finding", "ValidationReport", "validate_file", "validate_examples", "iter_lines", "CODES", "MIN_EXAMPLES",
+           "METHOD_FORMATS"]
 
 MIN_EXAMPLES = 10  # OpenAI rejects training files with fewer
 META_KEYS = frozenset(("id", "label"))  # what ftutils.data.convert adds to examples (see docs/architecture.md)
@@ -44,16 +45,18 @@ class _Pass:
         self.line = 0
         self.n_lines = 0
         self.total = self.max = self.trained = self.cut = self.over = self.counted = 0
+        # chat examples; those with a trained assistant token; those whose every assistant has weight 0
+        self.n_chat = self.n_trainable = self.n_unweighted = 0
 
     def emit(self, code: str, field: str, message: str, line: int | None = -1) -> None:
         severity, fix = CODES[code]
         self.report.add(Finding(code, severity, self.line if line == -1 else line, field, message, fix))
 
-    def feed(self, line: int, obj, error: str | None = None, code: str | None = None) -> None:
+    def feed(self, line: int, obj, error: str | None = None, code: str | None = None, field: str = "") -> None:
         self.line = line
         self.n_lines += 1
         if obj is None:
-            self.emit(code or "invalid_json", "", error or "not a JSON object")
+            self.emit(code or "invalid_json", field, error or "not a JSON object")
             return
         self.report.n_examples += 1
         fmt = check_line(obj, self._emit, self.method)
@@ -66,8 +69,13 @@ class _Pass:
                       f"which takes {self.expected} examples")
         self.counted += 1
         n, assistant, trained = count_tokens(obj, self.counter)
-        if assistant and not trained and fmt == "chat":
-            self.emit("no_trained_tokens", "messages", "every assistant message has weight 0")
+        if fmt == "chat":
+            self.n_chat += 1
+            if trained:
+                self.n_trainable += 1
+            elif assistant:
+                self.n_unweighted += 1
+                self.emit("no_trained_tokens", "messages", "every assistant message has weight 0")
         self.total += n
         self.trained += trained
         if n > self.max:
@@ -91,6 +99,10 @@ class _Pass:
                 self.emit("not_jsonl", "", _not_jsonl_reason(self.report.source))
         elif 0 < n < MIN_EXAMPLES:
             self.emit("too_few_examples", "", f"{n} example(s); OpenAI requires at least {MIN_EXAMPLES}")
+        if self.n_unweighted and not self.n_trainable and self.expected in (None, "chat"):
+            # The trainer would skip every example and have nothing to run on.
+            self.emit("nothing_to_train", "", f"none of the {self.n_chat} chat example(s) has an assistant message "
+                      "with weight 1: there is nothing to train on")
         if len(self.formats) > 1 and not self.expected:  # with a method, wrong_format already names each line
             (first, _), *others = sorted(self.formats.items(), key=lambda kv: kv[1])
             for fmt, line in others:
@@ -118,6 +130,8 @@ try:
     _FAST_DECODE = orjson.loads
 except ImportError:  # an optional speed-up
     def _FAST_DECODE(raw: bytes):
+        if b"\\u" in raw:  # may hide a lone surrogate (orjson refuses those itself): the slow path checks
+            raise ValueError("escape")
         return _DECODE(raw.decode("utf-8"))
 
 
@@ -133,28 +147,55 @@ def _not_jsonl_reason(source: str | None) -> str:
     return reason
 
 
+def _bad_string(value, at: str = "") -> str | None:
+    """The field path of the first string (or key) in `value` that is not Unicode text: a
+    lone surrogate such as "\\ud800" is legal JSON but no tokenizer can encode it."""
+    stack = [(value, at)]
+    while stack:
+        value, at = stack.pop()
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return at
+        elif isinstance(value, dict):
+            for key, item in reversed(value.items()):
+                path = f"{at}.{key}" if at else str(key)
+                if _bad_string(key) is not None:
+                    return path
+                stack.append((item, path))
+        elif isinstance(value, list):
+            stack.extend((item, f"{at}[{i}]") for i, item in reversed(list(enumerate(value))))
+    return None
+
+
 def _decode(raw: bytes):
-    """(object, error, code) for one line. Not load.iter_jsonl: the validator wants a stable
-    code per failure, and this is its hot path."""
+    """(object, error, code, field) for one line. Not load.iter_jsonl: the validator wants a
+    stable code per failure, and this is its hot path."""
     try:
         value = _DECODE(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
         return None, (f"not valid UTF-8 (byte {exc.object[exc.start]:#04x} at column {exc.start + 1}); "
-                      "save the file as UTF-8"), "invalid_utf8"
+                      "save the file as UTF-8"), "invalid_utf8", ""
     except json.JSONDecodeError as exc:
         if not raw.strip():
-            return None, "blank line", "blank_line"
+            return None, "blank line", "blank_line", ""
         # exc.colno would count the line's own newline as a line break; the offset is what a reader wants.
         at = "at the end of the line" if exc.pos >= len(exc.doc.rstrip("\r\n")) else f"column {exc.pos + 1}"
-        return None, f"not valid JSON: {exc.msg} ({at})", "invalid_json"
+        return None, f"not valid JSON: {exc.msg} ({at})", "invalid_json", ""
     except (ValueError, RecursionError) as exc:
-        return None, f"not valid JSON: {exc}", "invalid_json"
+        return None, f"not valid JSON: {exc}", "invalid_json", ""
+    if b"\\" in raw:  # only an escape can produce a lone surrogate from valid UTF-8
+        field = _bad_string(value)
+        if field is not None:
+            return None, ("a lone UTF-16 surrogate escape (\\ud800-\\udfff without its pair): legal JSON, "
+                          "but not Unicode text"), "invalid_unicode", field
     if isinstance(value, dict):
-        return value, None, None
+        return value, None, None, ""
     if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
         return None, (f"expected a JSON object per line, got an array of {len(value)} objects "
-                      "(a .json file? write one object per line)"), "not_an_object"
-    return None, f"expected a JSON object per line, got {json_kind(value)}", "not_an_object"
+                      "(a .json file? write one object per line)"), "not_an_object", ""
+    return None, f"expected a JSON object per line, got {json_kind(value)}", "not_an_object", ""
 
 
 def _sniff(path: Path, run: _Pass) -> bool:
@@ -168,10 +209,35 @@ def _sniff(path: Path, run: _Pass) -> bool:
         run.emit("not_utf8", "", "the file is UTF-16 encoded", line=None)
         return False
     kind = next((what for magic, what in _MAGIC.items() if head.startswith(magic)), None)
-    if kind or b"\x00" in head:
+    # A NUL byte alone does not make a file binary: in a JSONL file it is a bad line like any
+    # other (invalid_json, with its line, wherever it is). Binary is when nothing looks like JSONL.
+    if kind or (b"\x00" in head and not any(part.lstrip().startswith((b"{", b"[")) for part in head.split(b"\n"))):
         run.emit("binary_file", "", f"this is {kind or 'a binary file'}, not JSONL text", line=None)
         return False
     return True
+
+
+def iter_lines(path):
+    """(line, object, error, code, field) for each line of a JSONL file: the one reading of a
+    training file's bytes, shared by the validator and the trainer (ftutils.local.chatdata).
+    A UTF-8 BOM before the first line is skipped; `object` is None for a line that is not a
+    JSON object of Unicode text, and then error/code/field say why and where."""
+    with open(path, "rb") as f:
+        first = f.readline()
+        if not first:
+            return
+        if first.startswith(b"\xef\xbb\xbf"):  # UTF-8 BOM (Excel, Notepad)
+            first = first[3:]
+        yield 1, *_decode(first)
+        for number, raw in enumerate(f, 2):
+            try:  # the good line inline; any failure is re-decoded slowly to say why
+                obj = _FAST_DECODE(raw)
+            except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError
+                obj = None
+            if type(obj) is dict:
+                yield number, obj, None, None, ""
+            else:
+                yield number, *_decode(raw)
 
 
 def validate_file(path, model: str | None = None, method: str | None = None) -> ValidationReport:
@@ -191,20 +257,8 @@ def validate_file(path, model: str | None = None, method: str | None = None) -> 
     run = _Pass(model, method, str(path))
     if _sniff(path, run):
         feed = run.feed
-        with open(path, "rb") as f:
-            first = f.readline()
-            if first.startswith(b"\xef\xbb\xbf"):  # UTF-8 BOM (Excel, Notepad)
-                first = first[3:]
-            feed(1, *_decode(first))
-            for number, raw in enumerate(f, 2):
-                try:  # the good line inline; any failure is re-decoded slowly to say why
-                    obj = _FAST_DECODE(raw)
-                except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError
-                    obj = None
-                if type(obj) is dict:
-                    feed(number, obj)
-                else:
-                    feed(number, *_decode(raw))
+        for item in iter_lines(path):
+            feed(*item)
     return run.finish()
 
 
@@ -215,7 +269,9 @@ def validate_examples(examples, model: str | None = None, method: str | None = N
     drops them, and validate_file flags them if they reach a training file anyway."""
     run = _Pass(model, method, None)
     for number, example in enumerate(examples, 1):
-        if isinstance(example, dict):
+        if isinstance(example, dict) and (field := _bad_string(example)) is not None:
+            run.feed(number, None, "a lone UTF-16 surrogate: not Unicode text", "invalid_unicode", field)
+        elif isinstance(example, dict):
             if not META_KEYS.isdisjoint(example):  # ftutils' own keys, dropped by write_jsonl(strict=True)
                 example = {k: v for k, v in example.items() if k not in META_KEYS}
             run.feed(number, example)

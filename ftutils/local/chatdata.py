@@ -65,8 +65,11 @@ def trained_spans(tokenizer, messages: list[dict]) -> tuple[str, list[tuple[int,
     for i, message in enumerate(messages):
         if message["role"] != "assistant" or not message["weight"]:
             continue
-        header = render(tokenizer, messages[:i], add_generation_prompt=True)
         upto = render(tokenizer, messages[: i + 1])
+        if i:
+            header = render(tokenizer, messages[:i], add_generation_prompt=True)
+        else:  # an example that opens with the assistant: the template cannot render zero messages
+            header = _header_before_first(tokenizer, messages[0])
         start, end = len(header), len(upto)
         if not (text.startswith(header) and text.startswith(upto)):
             raise ValueError("the chat template does not render conversations prefix by prefix; "
@@ -78,6 +81,17 @@ def trained_spans(tokenizer, messages: list[dict]) -> tuple[str, list[tuple[int,
             end = close + len(eos)
         spans.append((start, end))
     return text, spans
+
+
+def _header_before_first(tokenizer, message: dict) -> str:
+    """What the template renders before the content of a conversation's first message (its
+    default system prompt and the turn header), found by rendering a marker in its place."""
+    marker = "\ue000ftutils-content\ue000"  # private-use characters: in no real text
+    text = render(tokenizer, [{**message, "content": marker}])
+    at = text.find(marker)
+    if at < 0:
+        raise ValueError("the chat template drops the message content; cannot tell which tokens are the assistant's")
+    return text[:at]
 
 
 def encode(tokenizer, messages: list[dict], max_length: int) -> Encoded:
@@ -112,5 +126,16 @@ def pad_batch(examples: list[Encoded], pad_id: int):
 
 
 def read_jsonl(path) -> list[dict]:
-    with open(path, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+    """The examples of a training file, read by the validator's own line reader (same BOM,
+    UTF-8, NUL and surrogate rules), so a file `ftutils validate` passes reads the same here.
+    Blank lines are skipped (a warning there); any other bad line raises DataError with its line."""
+    from ftutils.data.load import DataError
+    from ftutils.data.validate import iter_lines
+
+    rows = []
+    for line, obj, error, code, field in iter_lines(path):
+        if obj is not None:
+            rows.append(obj)
+        elif code != "blank_line":
+            raise DataError(f"{code}: {error}", path, line, field or None)
+    return rows

@@ -15,7 +15,7 @@ import math
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -24,7 +24,7 @@ import ftutils.threads  # noqa: F401  (before torch loads)
 import torch  # noqa: E402
 
 from ftutils.local import chatdata, steps  # noqa: E402
-from ftutils.local.base_models import TINY, load_base  # noqa: E402
+from ftutils.local.models import TINY, load_base  # noqa: E402
 
 STATE_FILE = "trainer_state.pt"
 WARMUP_FRACTION = 0.05
@@ -34,7 +34,7 @@ GRAD_CLIP = 1.0
 @dataclass(kw_only=True)
 class TrainConfig:
     base_model: str
-    """Base model id, e.g. "smollm2-135m-instruct" (see ftutils.local.base_models)."""
+    """Base model id, e.g. "smollm2-135m-instruct" (see ftutils.local.models)."""
     data_dir: str | Path
     """The backend's DATA_DIR, where converted base models are cached."""
     train_file: str | Path
@@ -67,10 +67,10 @@ class TrainConfig:
     classification set learn within 3 epochs."""
     eval_every: int = 10
     """Steps between valid_loss evaluations on one validation batch."""
-    max_length: int = 1024
-    """Tokens kept per example. SmolLM2 takes 8192, but on a CPU attention cost and
-    activation memory grow with length and fine-tuning chats are short; longer ones are
-    cut (with a warning) rather than slowing the whole job."""
+    max_length: int | None = None
+    """Tokens kept per example; longer ones are cut (with a warning). None: the model's
+    training limit in ftutils.data.tokens.MODEL_LIMITS, the number the validator checks
+    against (1024 for a model it does not know)."""
     use_bf16: bool | str = "auto"
     """bf16 autocast: "auto" uses it where the hardware computes bf16 natively."""
     num_threads: int | None = None
@@ -79,6 +79,11 @@ class TrainConfig:
     process, mostly waits: we measured tiny ops 100x slower that way), else torch's own."""
 
     def __post_init__(self):
+        if self.max_length is None:
+            from ftutils.data.tokens import limits_for
+
+            limits, guessed = limits_for(self.base_model)
+            self.max_length = 1024 if guessed else limits.max_training_tokens
         for name in ("n_epochs", "batch_size", "lora_r", "lora_alpha", "eval_every", "max_length"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -121,6 +126,33 @@ class TrainSink(Protocol):
 
     def should_stop(self) -> str | None:
         """Asked before every step: None to go on, "cancel" or "pause" to stop."""
+
+
+@dataclass
+class RecordingSink:
+    """A sink that keeps everything; `stop_at` = {step: "cancel"|"pause"} to interrupt."""
+
+    stop_at: dict[int, str] = field(default_factory=dict)
+    start: tuple | None = None
+    messages: list[tuple[str, str]] = field(default_factory=list)
+    metrics: list[dict] = field(default_factory=list)
+    checkpoints: list[tuple] = field(default_factory=list)
+
+    def on_start(self, total_steps, n_epochs, n_train_examples):
+        self.start = (total_steps, n_epochs, n_train_examples)
+
+    def on_message(self, level, message):
+        self.messages.append((level, message))
+
+    def on_metrics(self, record):
+        self.metrics.append(record)
+
+    def on_checkpoint(self, step, epoch, path, metrics):
+        self.checkpoints.append((step, epoch, Path(path), metrics))
+
+    def should_stop(self):
+        done = self.metrics[-1]["step"] if self.metrics else 0
+        return self.stop_at.get(done)
 
 
 @dataclass

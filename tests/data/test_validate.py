@@ -69,13 +69,20 @@ CASES = {
     "preference_identical.jsonl": [("identical_preference", 9)],
     "over_limit_tiny.jsonl": [("approximate_token_count", None), ("over_token_limit", 4)],
     "rft_system_role.jsonl": [("unknown_role", 2)],
+    "bom.jsonl": [],
+    "lone_surrogate.jsonl": [("invalid_unicode", 6)],
+    "every_weight_zero.jsonl": [("nothing_to_train", None)] + [("no_trained_tokens", i) for i in range(1, 13)],
+    "assistant_only.jsonl": [("assistant_first", 4)],
+    "nul_byte.jsonl": [("invalid_json", 3)],
+    "nul_byte_late.jsonl": [("invalid_json", 250)],
 }
 MODEL = {"over_limit_tiny.jsonl": "tiny-smollm2"}
 METHOD = {"rft_system_role.jsonl": "reinforcement"}
 FIELD = {"weight_on_user.jsonl": "messages[1].weight", "unknown_role.jsonl": "messages[1].role",
          "tool_arguments_object.jsonl": "messages[1].tool_calls[0].function.arguments",
          "preferred_both_spellings.jsonl": "preferred_completion", "special_token_endoftext.jsonl": "messages[2].content",
-         "missing_content.jsonl": "messages[2].content", "two_users_in_a_row.jsonl": "messages[1].role"}
+         "missing_content.jsonl": "messages[2].content", "two_users_in_a_row.jsonl": "messages[1].role",
+         "lone_surrogate.jsonl": "messages[1].content"}
 
 
 def test_corpus_is_complete():

@@ -1,7 +1,7 @@
 """Writes the malformed training files next to this script (run it to regenerate them).
 
 Each file is small and real: mostly valid lines with one planted problem, so the table in
-tests/test_data_validate.py can assert the exact finding (code and line) and that the
+tests/data/test_validate.py can assert the exact finding (code and line) and that the
 valid lines around it produce none.
 """
 import json
@@ -143,6 +143,13 @@ FILES = {
     "extra_top_level_key.jsonl": lines_with(12, {2: {**chat(2), "id": "ticket-2"}}),
     "blank_line.jsonl": lines_with(12, {5: ""}),
     "over_limit_tiny.jsonl": lines_with(12, {4: tweak(chat(4), 1, content="word " * 600)}),
+    # The trainer reads these through the validator's line reader (tests/data/test_agreement.py).
+    "bom.jsonl": b"\xef\xbb\xbf" + lines_with(12, {}),
+    "lone_surrogate.jsonl": lines_with(12, {6: json.dumps(tweak(chat(6), 1, content="hi \ud800"))}),
+    "every_weight_zero.jsonl": lines_with(12, {}, make=lambda i: tweak(chat(i), 2, weight=0)),
+    "assistant_only.jsonl": lines_with(12, {4: msgs(("assistant", "shipping"))}),
+    "nul_byte.jsonl": lines_with(12, {3: json.dumps(chat(3)).encode().replace(b"delivery", b"deli\x00very")}),
+    "nul_byte_late.jsonl": lines_with(300, {250: json.dumps(chat(250)).encode().replace(b"Upgrade", b"Up\x00grade")}),
     "rft_system_role.jsonl": lines_with(12, {2: {"messages": [SYSTEM, {"role": "user", "content": "2+2?"}],
                                                  "reference_answer": "4"}},
                                         make=lambda i: {"messages": [{"role": "developer", "content": "Answer briefly."},
