@@ -15,7 +15,7 @@ import math
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -24,7 +24,7 @@ import ftutils.threads  # noqa: F401  (before torch loads)
 import torch  # noqa: E402
 
 from ftutils.local import chatdata, steps  # noqa: E402
-from ftutils.local.models import TINY, load_base  # noqa: E402
+from ftutils.local.base_models import TINY, load_base  # noqa: E402
 
 STATE_FILE = "trainer_state.pt"
 WARMUP_FRACTION = 0.05
@@ -34,7 +34,7 @@ GRAD_CLIP = 1.0
 @dataclass(kw_only=True)
 class TrainConfig:
     base_model: str
-    """Base model id, e.g. "smollm2-135m-instruct" (see ftutils.local.models)."""
+    """Base model id, e.g. "smollm2-135m-instruct" (see ftutils.local.base_models)."""
     data_dir: str | Path
     """The backend's DATA_DIR, where converted base models are cached."""
     train_file: str | Path
@@ -126,33 +126,6 @@ class TrainSink(Protocol):
 
     def should_stop(self) -> str | None:
         """Asked before every step: None to go on, "cancel" or "pause" to stop."""
-
-
-@dataclass
-class RecordingSink:
-    """A sink that keeps everything; `stop_at` = {step: "cancel"|"pause"} to interrupt."""
-
-    stop_at: dict[int, str] = field(default_factory=dict)
-    start: tuple | None = None
-    messages: list[tuple[str, str]] = field(default_factory=list)
-    metrics: list[dict] = field(default_factory=list)
-    checkpoints: list[tuple] = field(default_factory=list)
-
-    def on_start(self, total_steps, n_epochs, n_train_examples):
-        self.start = (total_steps, n_epochs, n_train_examples)
-
-    def on_message(self, level, message):
-        self.messages.append((level, message))
-
-    def on_metrics(self, record):
-        self.metrics.append(record)
-
-    def on_checkpoint(self, step, epoch, path, metrics):
-        self.checkpoints.append((step, epoch, Path(path), metrics))
-
-    def should_stop(self):
-        done = self.metrics[-1]["step"] if self.metrics else 0
-        return self.stop_at.get(done)
 
 
 @dataclass
