@@ -163,3 +163,21 @@ def test_follow_rides_out_a_server_restart(tmp_path, caplog):
         stop_server(server)
     assert result["job"].status == "succeeded"
     assert "failed (APIConnectionError); retrying" in caplog.text
+
+
+def test_events_frame_is_the_one_event_table():
+    """jobs.events and the JobMonitor both build their table here: order kept, an untyped
+    event is a plain message, data and ids carried through."""
+    from openai.types.fine_tuning import FineTuningJobEvent
+
+    items = [FineTuningJobEvent(id="ftevent-1", created_at=1_700_000_000, level="info", message="Job started",
+                                object="fine_tuning.job.event"),
+             FineTuningJobEvent(id="ftevent-2", created_at=1_700_000_005, level="info", message="Step 1/4",
+                                object="fine_tuning.job.event", type="metrics", data={"step": 1, "train_loss": 0.5})]
+    df = jobs.events_frame(items)
+    assert list(df.columns) == jobs.EVENT_COLUMNS
+    assert df["id"].tolist() == ["ftevent-1", "ftevent-2"]
+    assert df["type"].tolist() == ["message", "metrics"]
+    assert df["data"].iloc[1] == {"step": 1, "train_loss": 0.5}
+    assert str(df["created_at"].iloc[1]) == "2023-11-14 22:13:25"
+    assert jobs.events_frame([]).empty and list(jobs.events_frame([]).columns) == jobs.EVENT_COLUMNS

@@ -62,3 +62,21 @@ def test_events_as_the_server_sends_them():
 def test_no_metrics_events():
     df = metrics.metrics_from_events([{"type": "message", "data": None}])
     assert df.empty and list(df.columns) == metrics.COLUMNS
+
+
+def test_checkpoint_rows_reads_every_form_the_same():
+    """The table jobs.checkpoints returns, the manifest's records and raw API dicts give the
+    same steps (sorted) and validation loss (full set first, then batch, else None)."""
+    import pandas as pd
+
+    table = pd.DataFrame({"step": [20, 10, 30], "valid_loss": [0.9, 1.1, math.nan],
+                          "full_valid_loss": [0.8, math.nan, math.nan]})
+    records = [{"id": "c2", "step": 20, "metrics": {"valid_loss": 0.9, "full_valid_loss": 0.8}},
+               {"id": "c1", "step": 10, "metrics": {"valid_loss": 1.1, "full_valid_loss": None}},
+               {"id": "c3", "step": 30, "metrics": {"valid_loss": None}}]
+    raw = [{"step_number": 20, "metrics": {"full_valid_loss": 0.8}}, {"step_number": 10, "valid_loss": 1.1},
+           {"step_number": 30}]
+    expected = [{"step": 10, "valid": 1.1}, {"step": 20, "valid": 0.8}, {"step": 30, "valid": None}]
+    for form in (table, records, raw):
+        assert metrics.checkpoint_rows(form) == expected
+    assert metrics.checkpoint_rows(None) == [] and metrics.checkpoint_rows([]) == []

@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from ftutils.train.metrics import checkpoint_rows
+
 TRAIN, VALID, FULL = "#1f77b4", "#ff7f0e", "#d62728"
 
 
@@ -17,13 +19,6 @@ def _smooth(values: pd.Series) -> np.ndarray:
     from ftutils.train.diagnose import ema  # the same smoothing the diagnosis judges by
 
     return ema(values.to_numpy(dtype=float))
-
-
-def _checkpoint_steps(checkpoints) -> list[int]:
-    if checkpoints is None:
-        return []
-    rows = checkpoints.to_dict("records") if isinstance(checkpoints, pd.DataFrame) else list(checkpoints)
-    return sorted(int(r.get("step", r.get("step_number", 0))) for r in rows)
 
 
 def loss_curves(metrics_df: pd.DataFrame, checkpoints=None, diagnosis=None) -> Figure:
@@ -66,7 +61,7 @@ def loss_curves(metrics_df: pd.DataFrame, checkpoints=None, diagnosis=None) -> F
                             markersize=3, label=label)
         ax_acc.set_ylim(0, 1.02)
     best_step = getattr(diagnosis, "best_checkpoint_step", None)
-    for i, step in enumerate(_checkpoint_steps(checkpoints)):
+    for i, step in enumerate(r["step"] for r in checkpoint_rows(checkpoints)):
         highlight = step == best_step
         for ax in (ax_loss, ax_acc):
             ax.axvline(step, color="green" if highlight else "grey", linestyle="--",

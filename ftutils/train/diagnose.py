@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
+from ftutils.train.metrics import checkpoint_rows
+
 # Thresholds, all relative so they hold for any loss scale.
 FLAT_DROP = 0.03          # training loss fell by less than 3 % over the whole run
 DIVERGE_RISE = 0.25       # training loss ended 25 % above where it started
@@ -67,19 +69,6 @@ def ema(values, span: int | None = None) -> np.ndarray:
     return series.ewm(span=span, adjust=True, ignore_na=True).mean().to_numpy()
 
 
-def _checkpoint_rows(checkpoints) -> list[dict]:
-    if checkpoints is None:
-        return []
-    rows = checkpoints.to_dict("records") if isinstance(checkpoints, pd.DataFrame) else list(checkpoints)
-    out = []
-    for row in rows:
-        flat = {**(row.get("metrics") or {}), **{k: v for k, v in row.items() if v is not None}}
-        valid = next((flat[k] for k in ("full_valid_loss", "valid_loss")
-                      if flat.get(k) is not None and not pd.isna(flat[k])), None)
-        out.append({"step": int(flat.get("step", flat.get("step_number", 0))), "valid": valid})
-    return sorted(out, key=lambda r: r["step"])
-
-
 def _best_checkpoint(rows: list[dict], near_step: int | None) -> int | None:
     """The checkpoint with the lowest validation loss; else the one nearest `near_step`."""
     if not rows:
@@ -104,7 +93,7 @@ def _validation(df: pd.DataFrame):
 
 def diagnose(metrics_df: pd.DataFrame, checkpoints=None, n_epochs: int | None = None) -> Diagnosis:
     """Judge a run from its metrics (ftutils.train.metrics columns) and, if given, its checkpoints."""
-    rows = _checkpoint_rows(checkpoints)
+    rows = checkpoint_rows(checkpoints)
     df = metrics_df.sort_values("step") if len(metrics_df) else metrics_df
     if "train_loss" not in df or not len(df) or df["train_loss"].isna().all():
         return Diagnosis("unusable", ["No training loss was reported, so there is nothing to judge yet."],

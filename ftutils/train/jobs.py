@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from ftutils import openai_rules
+from ftutils.train import metrics
 
 log = logging.getLogger(__name__)
 
@@ -91,12 +92,20 @@ def follow(client, job_id: str, on_update=None, poll: float = 2.0, max_poll: flo
         time.sleep(interval)
 
 
-def events(client, job_id: str) -> pd.DataFrame:
-    """All of a job's events, oldest first: created_at, level, type, message, data."""
-    items = list(client.fine_tuning.jobs.list_events(job_id, limit=100))
+EVENT_COLUMNS = ["created_at", "level", "type", "message", "data", "id"]
+
+
+def events_frame(items) -> pd.DataFrame:
+    """Events (openai `FineTuningJobEvent`s, in the order given) as a table of EVENT_COLUMNS;
+    an event without a type is a plain message."""
     rows = [{"created_at": pd.Timestamp(e.created_at, unit="s"), "level": e.level, "type": e.type or "message",
-             "message": e.message, "data": e.data, "id": e.id} for e in reversed(items)]
-    return pd.DataFrame(rows, columns=["created_at", "level", "type", "message", "data", "id"])
+             "message": e.message, "data": e.data, "id": e.id} for e in items]
+    return pd.DataFrame(rows, columns=EVENT_COLUMNS)
+
+
+def events(client, job_id: str) -> pd.DataFrame:
+    """All of a job's events, oldest first: created_at, level, type, message, data, id."""
+    return events_frame(metrics.list_all_events(client, job_id))
 
 
 CHECKPOINT_METRICS = ["train_loss", "train_mean_token_accuracy", "valid_loss", "valid_mean_token_accuracy",

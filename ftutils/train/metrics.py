@@ -131,3 +131,20 @@ def summary(df: pd.DataFrame) -> dict:
         out[column] = last(column)
     out["first_train_loss"] = first("train_loss")
     return out
+
+
+def checkpoint_rows(checkpoints) -> list[dict]:
+    """Checkpoints in any form the client meets them (`jobs.checkpoints`' table, the run
+    manifest's records with nested `metrics`, or plain dicts with `step_number`) as
+    `[{"step", "valid"}]` by step; `valid` is the full-set validation loss where measured,
+    else the batch one, else None."""
+    if checkpoints is None:
+        return []
+    rows = checkpoints.to_dict("records") if isinstance(checkpoints, pd.DataFrame) else list(checkpoints)
+    out = []
+    for row in rows:
+        flat = {**(row.get("metrics") or {}), **{k: v for k, v in row.items() if v is not None}}
+        valid = next((flat[k] for k in ("full_valid_loss", "valid_loss")
+                      if flat.get(k) is not None and not pd.isna(flat[k])), None)
+        out.append({"step": int(flat.get("step", flat.get("step_number", 0))), "valid": valid})
+    return sorted(out, key=lambda r: r["step"])

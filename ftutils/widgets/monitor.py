@@ -68,9 +68,7 @@ class JobMonitor(Widget):
     def events(self) -> pd.DataFrame:
         with self._lock:
             items = list(self._events.values())
-        return pd.DataFrame([{"created_at": pd.Timestamp(e.created_at, unit="s"), "level": e.level,
-                              "type": e.type or "message", "message": e.message} for e in items],
-                            columns=["created_at", "level", "type", "message"])
+        return jobs.events_frame(items)
 
     def metrics(self) -> pd.DataFrame:
         """Metrics so far: from events while running, from the result file once finished."""
