@@ -14,7 +14,7 @@ from ftutils.data.validate import validate_file
 from ftutils.openai_rules import auto_n_epochs
 from tests.conftest import ROOT, TEST_KEY
 from tests.notebooks.conftest import TINY
-from tests.test_samples import PLANTED
+from tests.data.test_samples import PLANTED
 
 LABELS = ["account_access", "billing", "cancel_subscription", "refund", "shipping", "technical_issue"]
 
