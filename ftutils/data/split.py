@@ -29,7 +29,8 @@ class Split(tuple):
     test = property(lambda self: self[2])
 
     def __repr__(self) -> str:
-        how = ("stratified" if self.stratified else "random") + (", similar examples kept together" if self.grouped else "")
+        how = "stratified" if self.stratified else "random"
+        how += ", similar examples kept together" if self.grouped else ""
         return f"<Split {how}: train {len(self[0])}, validation {len(self[1])}, test {len(self[2])}>"
 
 

@@ -143,7 +143,8 @@ def test_singletons_split_by_groups_get_exact_stratified_counts():
     split = split_dataset(examples, groups=range(len(examples)))
     assert split.grouped and split.stratified
     for part, n in ((split.validation, 18), (split.test, 18)):
-        assert Counter(e["label"] for e in part) == Counter({"billing": n // 2, "shipping": n * 2 // 6, "refund": n // 6})
+        expected = Counter({"billing": n // 2, "shipping": n * 2 // 6, "refund": n // 6})
+        assert Counter(e["label"] for e in part) == expected
 
 
 def test_own_groups_are_honoured_and_must_be_one_per_example():
@@ -165,4 +166,5 @@ def test_groups_too_big_for_every_class_in_every_part_say_so():
     split = split_dataset(examples, groups=groups)
     assert Counter(e["label"] for e in split.train)["b"] == 6  # the group stays whole, in train
     assert {e["label"] for e in split.validation + split.test} == {"a"}
-    assert split.note == "groups too few or too big to give every part every class: 'b' not in validation, 'b' not in test"
+    assert split.note == ("groups too few or too big to give every part every class: "
+                          "'b' not in validation, 'b' not in test")
