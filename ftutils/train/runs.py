@@ -49,10 +49,6 @@ def load_record(run_dir: str | Path, notebook: str) -> dict:
 
 
 MANIFEST = "run.json"
-MANIFEST_KEYS = (
-    "backend", "base_url", "base_model", "files", "hyperparameters", "job_id", "status",
-    "error", "fine_tuned_model", "trained_tokens", "checkpoints", "final_metrics", "diagnosis",
-)
 # Whatever looks like a credential is refused outright: the manifest is meant to be shared.
 _SECRET_WORDS = ("api_key", "apikey", "secret", "password", "authorization")
 
@@ -84,6 +80,29 @@ def write_manifest(run_dir: str | Path, **fields) -> dict:
     tmp.write_text(json.dumps(merged, indent=2, default=str))
     tmp.replace(path)
     return merged
+
+
+def manifest_from_job(conn, job, data_dir: str | Path, metrics_df, checkpoints, diagnosis=None) -> dict:
+    """The manifest's fields for a fine-tuning `job` run on `conn` (a `connect.Connection`):
+    pass them to `write_manifest(run_dir, **fields)`.
+
+    `data_dir` holds the run's train/validation/test.jsonl; `metrics_df` is the job's
+    metrics (`metrics.job_metrics`), `checkpoints` its `jobs.checkpoints` table, `diagnosis`
+    a `diagnose.Diagnosis` (or None). The base model and file ids are the job's own."""
+    from ftutils.train import jobs, metrics  # pandas and the openai types; the rest of runs needs neither
+
+    data_dir = Path(data_dir)
+    return {
+        "backend": conn.backend, "base_url": conn.base_url, "base_model": job.model,
+        "files": {"train": {"id": job.training_file, "path": str(data_dir / "train.jsonl")},
+                  "validation": ({"id": job.validation_file, "path": str(data_dir / "validation.jsonl")}
+                                 if job.validation_file else None),
+                  "test": {"path": str(data_dir / "test.jsonl")}},
+        "hyperparameters": jobs.resolved_hyperparameters(job), "job_id": job.id, "status": job.status,
+        "error": job.error.model_dump() if job.error else None, "fine_tuned_model": job.fine_tuned_model,
+        "trained_tokens": job.trained_tokens, "checkpoints": jobs.checkpoint_records(checkpoints),
+        "final_metrics": metrics.summary(metrics_df), "diagnosis": diagnosis.to_dict() if diagnosis else None,
+    }
 
 
 def read_manifest(run_dir: str | Path) -> dict:
