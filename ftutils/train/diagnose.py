@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import math
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -87,106 +88,181 @@ def _validation(df: pd.DataFrame):
     for column in ("full_valid_loss", "valid_loss"):
         points = df[["step", column]].dropna()
         if len(points) >= 3:
-            return column, points["step"].to_numpy(), ema(points[column].to_numpy(), max(2, len(points) // 8))
-    return None, np.array([]), np.array([])
+            return points["step"].to_numpy(), ema(points[column].to_numpy(), max(2, len(points) // 8))
+    return np.array([]), np.array([])
 
 
-def diagnose(metrics_df: pd.DataFrame, checkpoints=None, n_epochs: int | None = None) -> Diagnosis:
-    """Judge a run from its metrics (ftutils.train.metrics columns) and, if given, its checkpoints."""
-    rows = checkpoint_rows(checkpoints)
-    df = metrics_df.sort_values("step") if len(metrics_df) else metrics_df
-    if "train_loss" not in df or not len(df) or df["train_loss"].isna().all():
+@dataclass
+class Curves:
+    """A run as the verdicts read it. The smoothed values are computed on first use, once
+    `unusable` has ruled out a run with no (or no finite) training loss."""
+
+    steps: np.ndarray
+    raw: np.ndarray
+    """Training loss as reported, one value a step."""
+    rows: list
+    """Checkpoints as `metrics.checkpoint_rows` gives them: [{"step", "valid"}] by step."""
+    n_epochs: int | None
+    valid_steps: np.ndarray
+    valid: np.ndarray
+    """Smoothed validation loss (empty when measured fewer than 3 times)."""
+
+    @classmethod
+    def read(cls, metrics_df: pd.DataFrame, checkpoints=None, n_epochs: int | None = None) -> "Curves":
+        df = metrics_df.sort_values("step") if len(metrics_df) else metrics_df
+        rows = checkpoint_rows(checkpoints)
+        if "train_loss" not in df or not len(df):
+            return cls(np.array([]), np.array([]), rows, n_epochs, np.array([]), np.array([]))
+        return cls(df["step"].to_numpy(), df["train_loss"].to_numpy(dtype=float), rows, n_epochs, *_validation(df))
+
+    @cached_property
+    def train(self) -> np.ndarray:
+        return ema(self.raw)
+
+    @property
+    def n(self) -> int:
+        return len(self.train)
+
+    @property
+    def first(self) -> float:
+        return float(self.train[0])
+
+    @property
+    def last(self) -> float:
+        return float(self.train[-1])
+
+    @property
+    def last_step(self) -> int:
+        return int(self.steps[-1])
+
+    # The validation minimum (only when `valid` is not empty).
+    @property
+    def i_min(self) -> int:
+        return int(np.argmin(self.valid))
+
+    @property
+    def v_min(self) -> float:
+        return float(self.valid[self.i_min])
+
+    @property
+    def v_last(self) -> float:
+        return float(self.valid[-1])
+
+    @property
+    def step_min(self) -> int:
+        return int(self.valid_steps[self.i_min])
+
+    def tracking_note(self) -> list[str]:
+        """What a validation curve that did not overfit says, when there is one."""
+        if not len(self.valid):
+            return []
+        return [f"Validation loss went from {float(self.valid[0]):.2f} to {self.v_last:.2f} "
+                f"(lowest {self.v_min:.2f} at step {self.step_min}), tracking the training loss."]
+
+    def final_checkpoint(self) -> int | None:
+        return _best_checkpoint(self.rows, self.last_step) if self.rows else None
+
+
+def unusable(c: Curves) -> Diagnosis | None:
+    """No training loss, one that stopped being a number, rose, or stayed flat."""
+    if not len(c.raw) or np.isnan(c.raw).all():
         return Diagnosis("unusable", ["No training loss was reported, so there is nothing to judge yet."],
                          ["Check that the job ran (its status and events) before reading its curves."])
-
-    steps = df["step"].to_numpy()
-    raw = df["train_loss"].to_numpy(dtype=float)
-    bad = ~np.isfinite(raw)
+    bad = ~np.isfinite(c.raw)
     if bad.any():
-        at = int(steps[bad.argmax()])
+        at = int(c.steps[bad.argmax()])
         return Diagnosis("unusable",
                          [f"Training loss stopped being a number (NaN or infinite) at step {at}: the run diverged."],
                          ["Lower the learning rate multiplier (try half of this run's) and run again.",
                           "Look for broken examples (empty or huge messages) in the training file."],
-                         _best_checkpoint([r for r in rows if r["step"] < at], None))
-
-    train = ema(raw)
-    n = len(train)
-    first, last = float(train[0]), float(train[-1])
-    last_step = int(steps[-1])
+                         _best_checkpoint([r for r in c.rows if r["step"] < at], None))
+    first, last = c.first, c.last
     if last > first * (1 + DIVERGE_RISE):
         return Diagnosis("unusable",
-                         [f"Training loss rose from {first:.2f} to {last:.2f} by step {last_step}: "
+                         [f"Training loss rose from {first:.2f} to {last:.2f} by step {c.last_step}: "
                           "the model got worse at its own training data, which means the updates are too large."],
                          ["Lower the learning rate multiplier (try half of this run's) and run again."],
-                         _best_checkpoint(rows, int(steps[0])))
-    if n >= 3 and (first - last) < FLAT_DROP * max(first, 1e-9):
+                         _best_checkpoint(c.rows, int(c.steps[0])))
+    if c.n >= 3 and (first - last) < FLAT_DROP * max(first, 1e-9):
         return Diagnosis("unusable",
-                         [f"Training loss stayed flat ({first:.2f} at the start, {last:.2f} at step {last_step}): "
+                         [f"Training loss stayed flat ({first:.2f} at the start, {last:.2f} at step {c.last_step}): "
                           "the model learned nothing from the data."],
                          ["Raise the learning rate multiplier (try twice this run's) or train for more epochs.",
                           "Check that the assistant messages really depend on the user messages (labels not shuffled)."],
                          None)
+    return None
 
-    findings, next_steps = [], []
-    verdict = "good"
-    best = None
-    valid_note = None
-    column, v_steps, valid = _validation(df)
-    if len(valid):
-        i_min = int(np.argmin(valid))
-        v_min, v_last = float(valid[i_min]), float(valid[-1])
-        step_min = int(v_steps[i_min])
-        train_at_min = float(np.interp(step_min, steps, train))
-        falling_after = last < train_at_min
-        if (v_last > v_min * (1 + OVERFIT_RISE) and step_min < OVERFIT_MIN_BEFORE * last_step and falling_after):
-            verdict = "overfitting"
-            best = _best_checkpoint(rows, step_min)
-            findings.append(f"Validation loss was lowest ({v_min:.2f}) at step {step_min} and rose to {v_last:.2f} "
-                            f"by step {int(v_steps[-1])} while training loss kept falling ({train_at_min:.2f} to "
-                            f"{last:.2f}): the model started memorising the training examples.")
-            if best is not None and rows:
-                next_steps.append(f"Use the checkpoint at step {best} instead of the final model.")
-            if n_epochs:
-                fewer = max(1, math.ceil(n_epochs * step_min / max(last_step, 1)))
-                if fewer < n_epochs:
-                    next_steps.append(f"Train for {fewer} epoch{'s' if fewer > 1 else ''} instead of {n_epochs}.")
-            else:
-                next_steps.append("Train for fewer epochs.")
-            next_steps.append("Get more, or more varied, training examples so there is less to memorise.")
-        elif v_last > GAP_RATIO * last and v_last - last > GAP_ABS:
-            verdict = "overfitting"
-            best = _best_checkpoint(rows, step_min)
-            findings.append(f"Validation loss ended at {v_last:.2f}, more than twice the training loss ({last:.2f}): "
-                            "the model does much better on examples it has seen than on new ones.")
-            next_steps += ["Get more, or more varied, training examples.",
-                           "Train for fewer epochs or lower the learning rate multiplier."]
-        else:
-            valid_note = (f"Validation loss went from {float(valid[0]):.2f} to {v_last:.2f} "
-                            f"(lowest {v_min:.2f} at step {step_min}), tracking the training loss.")
 
-    if verdict == "good":
-        tail_start = max(0, min(int(n * 0.8), n - 3))  # the last fifth, but at least two steps back
-        tail_from = float(train[min(tail_start, n - 1)])
-        tail_drop = tail_from - last
-        still_falling = (n >= 5 and tail_drop > STEEP_TAIL_DROP * tail_from
-                         and tail_drop > STEEP_TAIL_SHARE * max(first - last, 0.0))
-        if still_falling or last > HIGH_FINAL_LOSS:
-            verdict = "underfitting"
-            if still_falling:
-                findings.append(f"Training loss was still falling steeply at the end ({tail_from:.2f} at step "
-                                f"{int(steps[tail_start])} to {last:.2f} at step {last_step}): the model had more to learn.")
-            if last > HIGH_FINAL_LOSS:
-                findings.append(f"Training loss ended high, at {last:.2f}.")
-            more = f"{n_epochs + max(1, n_epochs // 2)} epochs instead of {n_epochs}" if n_epochs else "more epochs"
-            next_steps += [f"Train for {more}.",
-                           "Or raise the learning rate multiplier (try 1.5 to 2 times this run's)."]
+def overfitting(c: Curves) -> Diagnosis | None:
+    """Validation loss rose from an early minimum while training loss kept falling, or ended
+    far above it."""
+    if not len(c.valid):
+        return None
+    v_min, v_last, step_min, last = c.v_min, c.v_last, c.step_min, c.last
+    train_at_min = float(np.interp(step_min, c.steps, c.train))
+    if v_last > v_min * (1 + OVERFIT_RISE) and step_min < OVERFIT_MIN_BEFORE * c.last_step and last < train_at_min:
+        best = _best_checkpoint(c.rows, step_min)
+        next_steps = []
+        if best is not None and c.rows:
+            next_steps.append(f"Use the checkpoint at step {best} instead of the final model.")
+        if c.n_epochs:
+            fewer = max(1, math.ceil(c.n_epochs * step_min / max(c.last_step, 1)))
+            if fewer < c.n_epochs:
+                next_steps.append(f"Train for {fewer} epoch{'s' if fewer > 1 else ''} instead of {c.n_epochs}.")
         else:
-            findings.insert(0, f"Training loss fell from {first:.2f} to {last:.2f} and levelled off by step {last_step}.")
-    if valid_note:
-        findings.append(valid_note)
-    if verdict in ("good", "underfitting"):
-        best = _best_checkpoint(rows, last_step) if rows else None
-        if verdict == "good":
-            next_steps.append("Evaluate the fine-tuned model on the held-out test set (04_evaluate).")
-    return Diagnosis(verdict, findings, next_steps, best)
+            next_steps.append("Train for fewer epochs.")
+        next_steps.append("Get more, or more varied, training examples so there is less to memorise.")
+        return Diagnosis("overfitting",
+                         [f"Validation loss was lowest ({v_min:.2f}) at step {step_min} and rose to {v_last:.2f} "
+                          f"by step {int(c.valid_steps[-1])} while training loss kept falling ({train_at_min:.2f} to "
+                          f"{last:.2f}): the model started memorising the training examples."],
+                         next_steps, best)
+    if v_last > GAP_RATIO * last and v_last - last > GAP_ABS:
+        return Diagnosis("overfitting",
+                         [f"Validation loss ended at {v_last:.2f}, more than twice the training loss ({last:.2f}): "
+                          "the model does much better on examples it has seen than on new ones."],
+                         ["Get more, or more varied, training examples.",
+                          "Train for fewer epochs or lower the learning rate multiplier."],
+                         _best_checkpoint(c.rows, step_min))
+    return None
+
+
+def underfitting(c: Curves) -> Diagnosis | None:
+    """Training loss still falling steeply at the end, or ending high."""
+    n, last = c.n, c.last
+    tail_start = max(0, min(int(n * 0.8), n - 3))  # the last fifth, but at least two steps back
+    tail_from = float(c.train[min(tail_start, n - 1)])
+    tail_drop = tail_from - last
+    still_falling = (n >= 5 and tail_drop > STEEP_TAIL_DROP * tail_from
+                     and tail_drop > STEEP_TAIL_SHARE * max(c.first - last, 0.0))
+    if not (still_falling or last > HIGH_FINAL_LOSS):
+        return None
+    findings = []
+    if still_falling:
+        findings.append(f"Training loss was still falling steeply at the end ({tail_from:.2f} at step "
+                        f"{int(c.steps[tail_start])} to {last:.2f} at step {c.last_step}): the model had more to learn.")
+    if last > HIGH_FINAL_LOSS:
+        findings.append(f"Training loss ended high, at {last:.2f}.")
+    more = f"{c.n_epochs + max(1, c.n_epochs // 2)} epochs instead of {c.n_epochs}" if c.n_epochs else "more epochs"
+    return Diagnosis("underfitting", findings + c.tracking_note(),
+                     [f"Train for {more}.", "Or raise the learning rate multiplier (try 1.5 to 2 times this run's)."],
+                     c.final_checkpoint())
+
+
+def good(c: Curves) -> Diagnosis:
+    """What is left: training loss fell and levelled off, validation (if any) tracking it."""
+    return Diagnosis("good",
+                     [f"Training loss fell from {c.first:.2f} to {c.last:.2f} and levelled off by step {c.last_step}.",
+                      *c.tracking_note()],
+                     ["Evaluate the fine-tuned model on the held-out test set (04_evaluate)."],
+                     c.final_checkpoint())
+
+
+# In the order they are ruled out: the first that applies is the verdict.
+VERDICTS = (unusable, overfitting, underfitting, good)
+
+
+def diagnose(metrics_df: pd.DataFrame, checkpoints=None, n_epochs: int | None = None) -> Diagnosis:
+    """Judge a run from its metrics (ftutils.train.metrics columns) and, if given, its checkpoints."""
+    curves = Curves.read(metrics_df, checkpoints, n_epochs)
+    return next(d for d in (verdict(curves) for verdict in VERDICTS) if d is not None)
