@@ -182,7 +182,7 @@ class ChatCompletionRequest(BaseModel):
     max_completion_tokens: Optional[int] = Field(None, ge=1)
     temperature: Optional[float] = Field(None, ge=0, le=2)
     top_p: Optional[float] = Field(None, gt=0, le=1)
-    seed: Optional[int] = None
+    seed: Optional[int] = Field(None, ge=-2**63, lt=2**63)  # a 64-bit integer, as OpenAI takes
     stop: Union[str, list[str], None] = None
     n: Optional[int] = Field(None, ge=1, le=8)
     logprobs: Optional[bool] = None

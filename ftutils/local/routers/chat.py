@@ -1,8 +1,12 @@
 """Chat completions from base, fine-tuned and checkpoint models, whole or streamed (SSE).
 
-Generation is CPU-bound and the engine serialises it with a lock, so both paths run in
-the thread pool (a sync route; a sync iterator for streaming) and the event loop keeps
-answering other requests while a completion is being written.
+Generation is CPU-bound and the engine batches concurrent requests in its own thread, so
+both paths run in the thread pool (a sync route; a sync iterator for streaming) and the
+event loop keeps answering other requests while a completion is being written.
+
+What can be refused from the headers or cheap bounds is refused before any work: a body
+larger than MAX_BODY_BYTES (from Content-Length, before it is read), and a max_tokens
+above what the model can produce.
 """
 from __future__ import annotations
 
@@ -12,13 +16,49 @@ import threading
 import time
 
 from fastapi import APIRouter, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.routing import APIRoute
 
 from ftutils.local import errors, schemas
 from ftutils.local.routers.models import resolve
 
-router = APIRouter(prefix="/chat")
 ROLES = {"system", "developer", "user", "assistant", "tool"}
+# An 8192-token context is ~40 KB of text; 4 MiB leaves room for any honest request while a
+# 20 MB body is answered at once instead of being read and parsed (seconds, +1.5 GB).
+MAX_BODY_BYTES = 4 * 2**20
+
+
+def _too_large() -> JSONResponse:
+    error = errors.APIError(413, f"The request body is too large: the limit for chat completions on this server "
+                                 f"is {MAX_BODY_BYTES} bytes.", param="messages", code="request_too_large")
+    return JSONResponse(error.body(), status_code=413, headers={"Connection": "close"})
+
+
+class BoundedBodyRoute(APIRoute):
+    """Refuses a body over MAX_BODY_BYTES before FastAPI reads and parses it: from
+    Content-Length when there is one, else while reading a chunked body."""
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+
+        async def bounded(request: Request):
+            declared = request.headers.get("content-length")
+            if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+                return _too_large()
+            if declared is None:
+                size, chunks = 0, []
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > MAX_BODY_BYTES:
+                        return _too_large()
+                    chunks.append(chunk)
+                request._body = b"".join(chunks)  # what request.body() returns from now on
+            return await handler(request)
+
+        return bounded
+
+
+router = APIRouter(prefix="/chat", route_class=BoundedBodyRoute)
 
 
 def _messages(raw: list[dict]) -> list[dict]:
@@ -67,6 +107,20 @@ def _usage(prompt: int, completion: int) -> dict:
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 
+def _check_max_tokens(state, base: str, body) -> None:
+    """OpenAI answers 400 when max_tokens exceeds what the model can produce; so do we,
+    before loading the model or tokenizing the prompt."""
+    from ftutils.local.base_models import list_base_models
+
+    context = next((m.context_length for m in list_base_models(state.settings.data_dir, state.settings.extra_models)
+                    if m.id == base), None)
+    for param in ("max_completion_tokens", "max_tokens"):
+        value = getattr(body, param)
+        if context is not None and value is not None and value > context:
+            raise errors.invalid(f"{param} is too large: {value}. This model supports at most {context} completion "
+                                 f"tokens, whereas you provided {value}.", param, "invalid_value")
+
+
 _engine_lock = threading.Lock()
 
 
@@ -88,6 +142,7 @@ def create_chat_completion(request: Request, body: schemas.ChatCompletionRequest
     stop = [body.stop] if isinstance(body.stop, str) else body.stop
     if stop is not None and len(stop) > 4:
         raise errors.invalid("'stop' takes at most 4 sequences.", "stop", "invalid_value")
+    _check_max_tokens(state, base, body)
     options = dict(max_tokens=body.max_completion_tokens or body.max_tokens,
                    temperature=1.0 if body.temperature is None else body.temperature,
                    top_p=1.0 if body.top_p is None else body.top_p, seed=body.seed, stop=stop,
