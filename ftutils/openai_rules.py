@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 # OpenAI's documented ranges for supervised fine-tuning.
 N_EPOCHS_RANGE = (1, 50)
@@ -155,3 +156,15 @@ def is_checkpoint(model: str | None) -> bool:
 def base_of(model: str) -> str:
     """The base model of a fine-tuned or checkpoint id, or the id itself."""
     return model.split(":")[1] if is_fine_tuned(model) else model
+
+
+# ---- job statuses ---------------------------------------------------------------------
+# FineTuningJob.status. "paused" is not in the spec's enum (nor openai-python's Literal), yet
+# the spec's own pause example answers with it, and so does OpenAI; the client passes it
+# through unvalidated. The local server's job service (ftutils.local.jobs) moves jobs
+# between them; the client waits for a terminal one.
+
+JobStatus = Literal["validating_files", "queued", "running", "succeeded", "failed", "cancelled", "paused"]
+JOB_STATUSES: tuple[str, ...] = get_args(JobStatus)
+TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
+"""Final: nothing changes a job in one of these any more."""

@@ -9,7 +9,8 @@ import pytest
 
 from ftutils.local.db import Database, new_id, now
 from ftutils.local.settings import Settings
-from ftutils.local.worker import MAX_CRASH_RESTARTS, JobSink, Worker
+from ftutils.local.jobs import MAX_CRASH_RESTARTS
+from ftutils.local.worker import JobSink, Worker
 
 
 @pytest.fixture()
@@ -43,7 +44,7 @@ def test_running_job_resumes_from_its_last_checkpoint_and_pruning_keeps_three(wo
         path.mkdir(parents=True)
         paths.append(path)
         sink.on_checkpoint(step, step // 3, path, {"train_loss": 1.0 / step, "valid_loss": float("nan")})
-    kept = worker.db.checkpoints(job["id"])
+    kept = worker.jobs.checkpoints(job["id"])
     assert [c["step_number"] for c in kept] == [9, 12, 15]
     assert [p.exists() for p in paths] == [False, False, True, True, True]
     assert "valid_loss" not in kept[-1]["metrics"]  # NaN is not JSON: dropped, not sent

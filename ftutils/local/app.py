@@ -1,6 +1,7 @@
 """The API process: `create_app(settings)` builds the FastAPI app; its lifespan starts and
 stops the worker process and keeps it alive. Routes find their services on `app.state`:
-`settings`, `db`, `engine` (chat inference, made on first use) and `worker`.
+`settings`, `db`, `jobs` (the job service), `engine` (chat inference, made on first use)
+and `worker`.
 """
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -16,8 +16,10 @@ import time
 from fastapi import FastAPI
 
 from ftutils import __version__
-from ftutils.local import errors
+from ftutils.local import errors, headers
 from ftutils.local.db import Database
+from ftutils.local.jobs import Jobs
+from ftutils.local.process import stop
 from ftutils.local.routers import build_router
 from ftutils.local.routers.files import sweep_orphans
 from ftutils.local.settings import Settings
@@ -46,9 +48,11 @@ def create_app(settings: Settings) -> FastAPI:
                   docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings = settings
     app.state.db = Database(settings.db_path)
+    app.state.jobs = Jobs(app.state.db, settings.org)
     app.state.engine = None
     app.state.worker = WorkerProcess(settings)
     errors.install(app)
+    headers.install(app)
     app.include_router(build_router())
 
     @app.get("/health", include_in_schema=False)
@@ -98,11 +102,5 @@ class WorkerProcess:
             self.start()
 
     def stop(self, timeout: float = 30) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        if self.proc is not None:
+            stop(self.proc, timeout)

@@ -28,6 +28,9 @@ def serve(args) -> int:
     from ftutils.local.settings import Settings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # The data dir holds the key, the uploaded training data and the models: ours alone. The
+    # mask covers everything this process and its worker create (db.sqlite and its WAL too).
+    os.umask(0o077)
     try:
         extra = {}
         for spec in args.model:
@@ -53,6 +56,12 @@ def serve(args) -> int:
     except OSError as exc:
         print(f"ftutils serve: cannot listen on {settings.host}:{settings.port}: {exc.strerror}. "
               f"Is another server running? Try --port 0 or another port.", file=sys.stderr)
+        sock.close()
+        return 1
+    other = _running_server(settings)
+    if other:
+        print(f"ftutils serve: another server (pid {other['pid']}) already serves {settings.data_dir} at "
+              f"{other['url']}; stop it first or use another --data-dir.", file=sys.stderr)
         sock.close()
         return 1
     sock.listen(128)
@@ -95,6 +104,37 @@ class _Server:
 
 def _server_json(settings):
     return settings.data_dir / "server.json"
+
+
+def _running_server(settings) -> dict | None:
+    """What server.json says, if that server is alive and answering; a stale file (its server
+    was killed with SIGKILL, or its pid is now another process) is removed with a warning."""
+    from ftutils import home
+    from ftutils.local.process import healthy
+
+    info = home.read_server_info(settings.data_dir)
+    if _server_json(settings).exists() and info is None:
+        info = {}
+    if info is None:
+        return None
+    if _alive(info.get("pid")) and isinstance(info.get("url"), str) and healthy(info["url"], timeout=2):
+        return info
+    logging.getLogger("ftutils.local").warning("replacing a stale server.json (pid %s is gone or %s does not answer)",
+                                               info.get("pid"), info.get("url"))
+    _server_json(settings).unlink(missing_ok=True)
+    return None
+
+
+def _alive(pid) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive, though not necessarily a server
+        return True
+    return True
 
 
 def _write_server_json(settings) -> None:

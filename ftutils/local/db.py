@@ -1,4 +1,5 @@
-"""SQLite state shared by the API process and the worker process.
+"""SQLite state shared by the API process and the worker process: the schema and generic
+row access (what a job's rows mean, and how they change, is ftutils.local.jobs).
 
 WAL lets the API read while the worker writes; every write is one statement or one
 `BEGIN IMMEDIATE` transaction, so two processes never see half a change. Each thread
@@ -7,13 +8,14 @@ plain dicts with JSON columns decoded; `seq` orders rows and backs the `after` c
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import secrets
 import sqlite3
 import string
 import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 SCHEMA = """
@@ -26,7 +28,8 @@ CREATE TABLE IF NOT EXISTS jobs (
   hyperparameters TEXT NOT NULL, method TEXT NOT NULL, suffix TEXT, seed INTEGER NOT NULL,
   metadata TEXT, error TEXT, fine_tuned_model TEXT, finished_at INTEGER, trained_tokens INTEGER,
   estimated_finish INTEGER, result_files TEXT NOT NULL DEFAULT '[]',
-  stop_request TEXT, resume_from TEXT, validated INTEGER NOT NULL DEFAULT 0);
+  stop_request TEXT, resume_from TEXT, validated INTEGER NOT NULL DEFAULT 0,
+  crashes INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, seq);
 CREATE TABLE IF NOT EXISTS events (
   seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, job_id TEXT NOT NULL,
@@ -42,6 +45,9 @@ CREATE TABLE IF NOT EXISTS models (
   seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, created INTEGER NOT NULL,
   owned_by TEXT NOT NULL, base_model TEXT NOT NULL, job_id TEXT NOT NULL, path TEXT NOT NULL);
 """
+# Columns added since the first release: CREATE TABLE IF NOT EXISTS leaves an older
+# db.sqlite as it was, so each is added to it on open (SQLite's ADD COLUMN is instant).
+ADDED_COLUMNS = [("jobs", "crashes", "INTEGER NOT NULL DEFAULT 0")]
 JSON_COLUMNS = {"hyperparameters", "method", "metadata", "error", "result_files", "data", "metrics"}
 ALPHABET = string.ascii_letters + string.digits
 
@@ -61,7 +67,7 @@ def _decode(cursor: sqlite3.Cursor, row: tuple) -> dict:
     return out
 
 
-def _encode(value):
+def encode(value):
     return json.dumps(value) if isinstance(value, (dict, list)) else value
 
 
@@ -70,6 +76,16 @@ class Database:
         self.path = str(path)
         self._local = threading.local()
         self.conn.executescript(SCHEMA)
+        self._migrate()
+        for suffix in ("", "-wal", "-shm"):  # private, also if an older version made it 0644
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(self.path + suffix, 0o600)
+
+    def _migrate(self) -> None:
+        with self.transaction() as conn:
+            for table, column, decl in ADDED_COLUMNS:
+                if column not in {row["name"] for row in conn.execute(f"PRAGMA table_info({table})")}:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -83,7 +99,7 @@ class Database:
             self._local.conn = conn
         return conn
 
-    @contextmanager
+    @contextlib.contextmanager
     def transaction(self):
         conn = self.conn
         conn.execute("BEGIN IMMEDIATE")
@@ -104,7 +120,7 @@ class Database:
     def insert(self, table: str, row: dict) -> dict:
         cols = ", ".join(row)
         marks = ", ".join("?" for _ in row)
-        self.conn.execute(f"INSERT INTO {table} ({cols}) VALUES ({marks})", [_encode(v) for v in row.values()])
+        self.conn.execute(f"INSERT INTO {table} ({cols}) VALUES ({marks})", [encode(v) for v in row.values()])
         return self.get(table, row["id"])
 
     def get(self, table: str, id: str) -> dict | None:
@@ -112,7 +128,7 @@ class Database:
 
     def update(self, table: str, id: str, **fields) -> None:
         sets = ", ".join(f"{k} = ?" for k in fields)
-        self.conn.execute(f"UPDATE {table} SET {sets} WHERE id = ?", [*map(_encode, fields.values()), id])
+        self.conn.execute(f"UPDATE {table} SET {sets} WHERE id = ?", [*map(encode, fields.values()), id])
 
     def delete(self, table: str, id: str) -> bool:
         return self.conn.execute(f"DELETE FROM {table} WHERE id = ?", (id,)).rowcount > 0
@@ -127,37 +143,6 @@ class Database:
         rows = self.conn.execute(f"SELECT * FROM {table} WHERE {where} ORDER BY seq {order} LIMIT ?",
                                  (*args, limit + 1)).fetchall()
         return rows[:limit], len(rows) > limit
-
-    # -- jobs ------------------------------------------------------------------------
-    def transition(self, job_id: str, allowed: tuple[str, ...], **fields) -> bool:
-        """Change a job only if it is still in one of `allowed`: the API and the worker race."""
-        sets = ", ".join(f"{k} = ?" for k in fields)
-        marks = ", ".join("?" for _ in allowed)
-        cur = self.conn.execute(f"UPDATE jobs SET {sets} WHERE id = ? AND status IN ({marks})",
-                                [*map(_encode, fields.values()), job_id, *allowed])
-        return cur.rowcount > 0
-
-    def next_job(self) -> dict | None:
-        return self.conn.execute("SELECT * FROM jobs WHERE status IN ('validating_files', 'queued') "
-                                 "ORDER BY seq LIMIT 1").fetchone()
-
-    def jobs_in(self, *statuses: str) -> list[dict]:
-        marks = ", ".join("?" for _ in statuses)
-        return self.conn.execute(f"SELECT * FROM jobs WHERE status IN ({marks}) ORDER BY seq", statuses).fetchall()
-
-    # -- events and checkpoints --------------------------------------------------------
-    def add_event(self, job_id: str, message: str, *, level: str = "info", type: str = "message",
-                  data: dict | None = None) -> dict:
-        return self.insert("events", {"id": new_id("ftevent-"), "job_id": job_id, "created_at": now(),
-                                      "level": level, "message": message, "type": type, "data": data or {}})
-
-    def checkpoints(self, job_id: str) -> list[dict]:
-        return self.conn.execute("SELECT * FROM checkpoints WHERE job_id = ? ORDER BY step_number",
-                                 (job_id,)).fetchall()
-
-    def checkpoint_by_model(self, model: str) -> dict | None:
-        return self.conn.execute("SELECT * FROM checkpoints WHERE fine_tuned_model_checkpoint = ?",
-                                 (model,)).fetchone()
 
     def all(self, table: str) -> list[dict]:
         return self.conn.execute(f"SELECT * FROM {table} ORDER BY seq").fetchall()

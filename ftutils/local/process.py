@@ -45,7 +45,7 @@ def spawn(data_dir: Path, *, port: int | None = None, env: dict | None = None, t
     `env` entries are added to this process's environment (e.g. FTUTILS_API_KEY). A server
     that exits or stays silent raises RuntimeError with the end of its log."""
     data_dir = Path(data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # private, as the server keeps it
     port = port or free_port()
     log = data_dir / "server.log"
     cmd = [sys.executable, "-m", "ftutils", "serve", "--host", "127.0.0.1", "--port", str(port),
@@ -68,7 +68,8 @@ def spawn(data_dir: Path, *, port: int | None = None, env: dict | None = None, t
 
 
 def stop(proc: subprocess.Popen, timeout: float = 20) -> None:
-    """SIGTERM first, so uvicorn shuts down and removes server.json; SIGKILL if it hangs."""
+    """SIGTERM first, so it can shut down cleanly (a server removes server.json, a worker
+    checkpoints its job); SIGKILL if it has not exited within `timeout` seconds."""
     if proc.poll() is None:
         proc.terminate()
         try:

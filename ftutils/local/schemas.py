@@ -11,12 +11,11 @@ from typing import Any, ClassVar, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ftutils.openai_rules import JobStatus
+
 FilePurpose = Literal["assistants", "assistants_output", "batch", "batch_output", "fine-tune",
                       "fine-tune-results", "vision", "user_data"]
 UploadPurpose = Literal["assistants", "batch", "fine-tune", "vision", "user_data", "evals"]
-# "paused" is not in the spec's enum (nor openai-python's Literal), yet the spec's own pause
-# example answers with it, and so does OpenAI; the client passes it through unvalidated.
-JobStatus = Literal["validating_files", "queued", "running", "succeeded", "failed", "cancelled", "paused"]
 
 
 class Out(BaseModel):

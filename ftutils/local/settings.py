@@ -57,9 +57,14 @@ class Settings:
         if "extra_models" not in overrides and env.get("FTUTILS_EXTRA_MODELS"):
             overrides["extra_models"] = json.loads(env["FTUTILS_EXTRA_MODELS"])
         settings = cls(data_dir=Path(data_dir) if data_dir else home.data_dir(), **overrides)
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # Private: the key, uploaded training data and models live here. A dir an older version
+        # made 0755 is tightened; a folder of the user's with other things in it is left as it
+        # is (it may be their project folder), what we put in it is private all the same.
+        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if _ours(settings.data_dir):
+            settings.data_dir.chmod(0o700)
         for sub in ("files", "jobs", "models"):
-            (settings.data_dir / sub).mkdir(exist_ok=True)
+            (settings.data_dir / sub).mkdir(exist_ok=True, mode=0o700)
         if not settings.api_key:
             settings.api_key = home.ensure_key(settings.data_dir)
         return settings
@@ -87,3 +92,12 @@ class Settings:
 
     def __repr__(self) -> str:  # the key must never reach a log line
         return f"Settings(data_dir={str(self.data_dir)!r}, host={self.host!r}, port={self.port})"
+
+
+def _ours(folder: Path) -> bool:
+    """Empty, or holding nothing but what a server keeps there."""
+    return {p.name for p in folder.iterdir()} <= OWN_FILES
+
+
+OWN_FILES = {"api_key", "db.sqlite", "db.sqlite-wal", "db.sqlite-shm", "files", "jobs", "models", "server.json",
+             "server.tmp", "server.log", "worker.lock"}

@@ -20,20 +20,15 @@ import sys
 import time
 from pathlib import Path
 
-from ftutils import openai_rules
 from ftutils.openai_rules import Hyperparameters
 from ftutils.local.db import Database, new_id, now
+from ftutils.local.jobs import Jobs, model_id
 from ftutils.local.settings import Settings
 
 ENV = "FTUTILS_WORKER_SETTINGS"
-MAX_CRASH_RESTARTS = 3  # a job that takes the worker down this often fails instead of looping
 RESULT_COLUMNS = ["step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy"]
 LEVELS = {"warning": "warn", "warn": "warn", "error": "error"}
 log = logging.getLogger("ftutils.local.worker")
-
-
-def model_name(job: dict, org: str) -> str:
-    return openai_rules.fine_tuned_model_id(job["model"], org, job["suffix"], job["id"])
 
 
 def _finite(record: dict) -> dict:
@@ -46,8 +41,8 @@ class JobSink:
     """What the trainer reports, turned into events, checkpoints and job fields."""
 
     def __init__(self, worker: "Worker", job: dict):
-        self.worker, self.db, self.job = worker, worker.db, job
-        self.model_id = model_name(job, worker.settings.org)
+        self.worker, self.jobs, self.job = worker, worker.jobs, job
+        self.model_id = model_id(job, worker.settings.org)
         self.total_steps = 0
         self.started = time.monotonic()
         self.first_step: int | None = None
@@ -58,7 +53,7 @@ class JobSink:
         self.started = time.monotonic()
 
     def on_message(self, level: str, message: str) -> None:
-        self.db.add_event(self.job["id"], message, level=LEVELS.get(level, "info"))
+        self.jobs.event(self.job["id"], message, level=LEVELS.get(level, "info"))
 
     def on_metrics(self, record: dict) -> None:
         step = int(record["step"])
@@ -70,48 +65,30 @@ class JobSink:
             self.first_step, self.started = step - 1, time.monotonic() - 1e-6
         per_step = (time.monotonic() - self.started) / max(1, step - self.first_step)
         self.last_step = step
-        with self.db.transaction():
-            self.db.add_event(self.job["id"], message, type="metrics", data=data)
-            self.db.update("jobs", self.job["id"],
-                           estimated_finish=int(time.time() + per_step * max(0, self.total_steps - step)))
+        self.jobs.record_metrics(self.job["id"], message, data,
+                                 estimated_finish=int(time.time() + per_step * max(0, self.total_steps - step)))
 
     def on_checkpoint(self, step: int, epoch: int, path, metrics: dict) -> None:
-        model = openai_rules.checkpoint_model_id(self.model_id, step)
-        metrics = {**_finite(metrics or {}), "step": float(step)}
-        with self.db.transaction():
-            # A checkpoint re-made after a crash replaces the row its first attempt left.
-            self.db.conn.execute("DELETE FROM checkpoints WHERE fine_tuned_model_checkpoint = ?", (model,))
-            self.db.insert("checkpoints", {"id": new_id("ftckpt-"), "job_id": self.job["id"], "created_at": now(),
-                                           "step_number": step, "metrics": metrics,
-                                           "fine_tuned_model_checkpoint": model, "path": str(path)})
-            self.db.add_event(self.job["id"], f"Checkpoint created at step {step}")
+        self.jobs.add_checkpoint(self.job, step, path, {**_finite(metrics or {}), "step": float(step)})
         self.prune()
 
     def prune(self) -> None:
         """Keep the newest `keep_checkpoints`, as OpenAI does: older rows first, then their folders."""
-        rows = self.db.checkpoints(self.job["id"])
-        for row in rows[:-self.worker.settings.keep_checkpoints]:
-            self.db.delete("checkpoints", row["id"])
-            self.worker.remove_tree(row["path"])
+        for path in self.jobs.prune_checkpoints(self.job["id"], self.worker.settings.keep_checkpoints):
+            self.worker.remove_tree(path)
 
     def should_stop(self):
         self.worker.exit_if_orphaned()
         if self.worker.shutting_down:
             return "pause"
-        status = self.db.conn.execute("SELECT status FROM jobs WHERE id = ?", (self.job["id"],)).fetchone()["status"]
-        if status == "cancelled":
-            return "cancel"
-        if status == "paused":
-            return "pause"
-        if status == "queued":  # resumed before the pause took effect: just carry on
-            self.db.transition(self.job["id"], ("queued",), status="running")
-        return None
+        return self.jobs.stop_requested(self.job["id"])
 
 
 class Worker:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.db = Database(settings.db_path)
+        self.jobs = Jobs(self.db, settings.org)
         self.parent = os.getppid()
         self.shutting_down = False
 
@@ -143,74 +120,60 @@ class Worker:
                     time.sleep(0.2)
             yield
 
-    # -- job life cycle ----------------------------------------------------------------
-    def fail(self, job_id: str, code: str, message: str, param: str | None, allowed=("validating_files", "running")):
-        error = {"code": code, "message": message, "param": param}
-        if self.db.transition(job_id, allowed, status="failed", error=error, finished_at=now(), estimated_finish=None):
-            self.db.add_event(job_id, message, level="error")
+    def public(self, exc: BaseException) -> str:
+        """An exception as a job error may show it: paths inside the data dir made relative
+        (`files/file-…`), since the server's layout is none of the client's business."""
+        return f"{type(exc).__name__}: {exc}".replace(f"{self.settings.data_dir}{os.sep}", "")
 
+    # -- job life cycle ----------------------------------------------------------------
     def recover(self) -> None:
-        """Settle what a dead worker left: `running` jobs resume from their last checkpoint."""
-        for job in self.db.jobs_in("running"):
-            crashes = self.db.conn.execute("SELECT COUNT(*) AS n FROM events WHERE job_id = ? AND message LIKE ?",
-                                           (job["id"], "The worker stopped unexpectedly%")).fetchone()["n"]
-            if crashes >= MAX_CRASH_RESTARTS:
-                self.fail(job["id"], "worker_crashed", f"The worker stopped unexpectedly {crashes + 1} times while "
-                          "training this job; giving up. Checkpoints and events written so far are kept.", None)
-                continue
-            ckpts = self.db.checkpoints(job["id"])
-            resume = ckpts[-1]["path"] if ckpts else None
-            where = f"from the checkpoint at step {ckpts[-1]['step_number']}" if ckpts else "from the start (no checkpoint yet)"
-            if self.db.transition(job["id"], ("running",), status="queued", resume_from=resume, estimated_finish=None):
-                self.db.add_event(job["id"], f"The worker stopped unexpectedly; the job will resume {where}.", level="warn")
-        for job in self.db.jobs_in("paused"):
-            if job["stop_request"]:  # died while pausing
-                ckpts = self.db.checkpoints(job["id"])
-                self.db.update("jobs", job["id"], stop_request=None, resume_from=ckpts[-1]["path"] if ckpts else None)
+        self.jobs.recover()
 
     def validate(self, job: dict) -> bool:
+        """Each file through the one validator, for the job's model and method; the first error
+        fails the job at `validating_files`, naming the file, line and field."""
         from ftutils.data.validate import validate_file
 
+        method = job["method"]["type"]
         n_examples = 0
         for param in ("training_file", "validation_file"):
             file_id = job[param]
             if not file_id:
                 continue
-            self.db.add_event(job["id"], f"Validating {param.replace('_', ' ')}: {file_id}")
+            self.jobs.event(job["id"], f"Validating {param.replace('_', ' ')}: {file_id}")
             row = self.db.get("files", file_id)
-            path = self.settings.files_dir / file_id
-            if row is None or not path.exists():
-                self.fail(job["id"], "file_not_found", f"{file_id}: the file was deleted before it was validated.", param)
+            try:
+                if row is None:
+                    raise FileNotFoundError(file_id)
+                report = validate_file(self.settings.files_dir / file_id, model=job["model"], method=method)
+            except FileNotFoundError:
+                self.jobs.fail(job["id"], "file_not_found", f"{file_id}: the file was deleted before it was validated.",
+                               param)
                 return False
-            report = validate_file(path, job["model"])
             # OpenAI's 10-example minimum is for training data; a small validation file is fine.
             problems = [f for f in report.errors if not (param == "validation_file" and f.code == "too_few_examples")]
             if problems:
-                f = problems[0]
-                where = ", ".join(p for p in (f"line {f.line}" if f.line else "", f"field {f.field}" if f.field else "") if p)
-                self.fail(job["id"], f.code, f"{row['filename']}: {where + ': ' if where else ''}{f.message}", param)
+                self.jobs.fail(job["id"], problems[0].code, problems[0].describe(row["filename"]), param)
                 return False
             if param == "training_file":
                 n_examples = report.n_examples
         hp = Hyperparameters(**job["hyperparameters"]).resolve(n_examples).to_dict()
         hp = {k: hp[k] for k in ("batch_size", "learning_rate_multiplier", "n_epochs")}
-        method = {**job["method"], "supervised": {"hyperparameters": hp}}
-        with self.db.transaction():
-            self.db.update("jobs", job["id"], hyperparameters=hp, method=method, validated=1)
-            moved = self.db.transition(job["id"], ("validating_files",), status="queued")
-        if moved:
-            self.db.add_event(job["id"], "Files validated, moving job to queued state")
-        # Paused while validating and resumed since: validated now, and queued already.
-        return moved or self.db.get("jobs", job["id"])["status"] == "queued"
+        return self.jobs.validated(job["id"], hp, {**job["method"], method: {"hyperparameters": hp}})
 
     def run(self, job: dict) -> None:
         if not job["validated"]:
             if not self.validate(job):
                 return
-        job = self.db.get("jobs", job["id"])
-        if not self.db.transition(job["id"], ("queued",), status="running", stop_request=None, error=None):
+        job = self.jobs.get(job["id"])
+        if not self.jobs.start(job["id"]):
             return
-        self.db.add_event(job["id"], "Fine-tuning job started")
+        gone = next((p for p in ("training_file", "validation_file")
+                     if job[p] and not (self.settings.files_dir / job[p]).exists()), None)
+        if gone:  # deleted after validation, e.g. while the job was paused
+            self.jobs.fail(job["id"], "file_not_found", f"{job[gone]}: the file was deleted before training read it.",
+                           gone)
+            return
         sink = JobSink(self, job)
         try:
             from ftutils.local.trainer import TrainConfig, train
@@ -226,57 +189,31 @@ class Worker:
             result = train(config, sink)
         except Exception as exc:
             log.exception("job %s failed", job["id"])
-            self.fail(job["id"], "training_failed", f"Training failed: {type(exc).__name__}: {exc}", None,
-                      allowed=("running", "queued", "paused"))
+            self.jobs.fail(job["id"], "training_failed", f"Training failed: {self.public(exc)}")
             return
         if result.stopped is None:
-            self.finish(job, result, sink)
+            self.finish(job, result)
         else:
-            self.stopped(job, result.stopped, sink)
+            self.jobs.stopped(job["id"], result.stopped, shutting_down=self.shutting_down)
 
-    def stopped(self, job: dict, how: str, sink: JobSink) -> None:
-        ckpts = self.db.checkpoints(job["id"])
-        resume = ckpts[-1]["path"] if ckpts else None
-        at = f"step {ckpts[-1]['step_number']}" if ckpts else "the start"
-        if how == "cancel":
-            self.db.add_event(job["id"], "Fine-tuning job cancelled")
-        elif self.shutting_down and self.db.transition(job["id"], ("running",), status="queued", resume_from=resume,
-                                                        estimated_finish=None):
-            self.db.add_event(job["id"], f"The server is shutting down; the job will resume from {at} when it restarts.")
-        else:
-            self.db.update("jobs", job["id"], stop_request=None, resume_from=resume, estimated_finish=None)
-            self.db.add_event(job["id"], f"Fine-tuning job paused; it will resume from {at}.")
-
-    def finish(self, job: dict, result, sink: JobSink) -> None:
+    def finish(self, job: dict, result) -> None:
         text = self.result_csv(job["id"])
         file_id = new_id("file-")
         path = self.settings.files_dir / file_id
         tmp = path.with_name(f".upload-{file_id}.tmp")
         tmp.write_text(text)
         os.replace(tmp, path)
-        with self.db.transaction():
-            if self.db.get("jobs", job["id"])["status"] not in ("running", "queued"):
-                path.unlink(missing_ok=True)  # cancelled in the last instant: cancel wins
-                return
-            self.db.insert("files", {"id": file_id, "bytes": len(text.encode()), "created_at": now(),
-                                     "filename": "step_metrics.csv", "purpose": "fine-tune-results",
-                                     "status": "processed"})
-            self.db.conn.execute("DELETE FROM models WHERE id = ?", (sink.model_id,))
-            self.db.insert("models", {"id": sink.model_id, "created": now(), "owned_by": self.settings.org,
-                                      "base_model": job["model"], "job_id": job["id"], "path": str(result.adapter_dir)})
-            self.db.update("jobs", job["id"], status="succeeded", fine_tuned_model=sink.model_id, finished_at=now(),
-                           trained_tokens=int(result.trained_tokens), result_files=[file_id], estimated_finish=None,
-                           stop_request=None)
-            self.db.add_event(job["id"], f"New fine-tuned model created: {sink.model_id}")
-            self.db.add_event(job["id"], "The job has successfully completed")
+        row = {"id": file_id, "bytes": len(text.encode()), "created_at": now(), "filename": "step_metrics.csv",
+               "purpose": "fine-tune-results", "status": "processed"}
+        if not self.jobs.finish(job, adapter_dir=result.adapter_dir, trained_tokens=result.trained_tokens,
+                                result_file=row):
+            path.unlink(missing_ok=True)  # cancelled in the last instant: cancel wins
 
     def result_csv(self, job_id: str) -> str:
         """OpenAI's step-metrics CSV, from the metrics events (the last record of a step wins,
         since a resumed job repeats the steps after its checkpoint)."""
         rows = {}
-        for event in self.db.conn.execute("SELECT data FROM events WHERE job_id = ? AND type = 'metrics' ORDER BY seq",
-                                          (job_id,)):
-            data = event["data"]
+        for data in self.jobs.metrics_records(job_id):
             rows[int(data["step"])] = {"step": int(data["step"]), "train_loss": data.get("train_loss"),
                                        "train_accuracy": data.get("train_mean_token_accuracy"),
                                        "valid_loss": data.get("valid_loss"),
@@ -291,7 +228,7 @@ class Worker:
     def loop(self) -> None:
         while not self.shutting_down:
             self.exit_if_orphaned()
-            job = self.db.next_job()
+            job = self.jobs.next_job()
             if job is None:
                 time.sleep(self.settings.poll_seconds)
                 continue
@@ -299,8 +236,7 @@ class Worker:
                 self.run(job)
             except Exception as exc:  # a bug here must not leave the job running forever
                 log.exception("worker error on %s", job["id"])
-                self.fail(job["id"], "internal_error", f"Internal error: {type(exc).__name__}: {exc}", None,
-                          allowed=("validating_files", "queued", "running"))
+                self.jobs.fail(job["id"], "internal_error", f"Internal error: {self.public(exc)}")
 
 
 def _warm_up() -> None:

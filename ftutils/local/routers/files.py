@@ -7,6 +7,7 @@ temporary file a crash left (`sweep_orphans`).
 """
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Literal, Optional
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
+from starlette.requests import ClientDisconnect
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
@@ -23,6 +25,7 @@ from ftutils.local.db import new_id, now
 from ftutils.local.routers import checked_id
 
 router = APIRouter()
+log = logging.getLogger("ftutils.local")
 UPLOAD_PURPOSES = set(schemas.UploadPurpose.__args__)
 FORM_SLACK = 64 * 1024        # multipart boundaries and the purpose field around the file
 MAX_DRAIN = 64 * 1024 * 1024  # read (and drop) this much past the limit so the client sees the 413
@@ -78,7 +81,7 @@ class _Upload:
         if self._name == "file":
             raw = options.get(b"filename", b"upload").decode("utf-8", "replace")
             self.filename = os.path.basename(raw.replace("\\", "/")) or "upload"
-            self._out = open(self.tmp_path, "wb")
+            self._out = os.fdopen(os.open(self.tmp_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
         else:
             self.fields[self._name] = b""
 
@@ -102,6 +105,26 @@ class _Upload:
         self._part_end()
 
 
+async def _receive(request: Request, upload: _Upload, parser: MultipartParser, limit: int) -> None:
+    received = 0
+    try:
+        async for chunk in request.stream():
+            received += len(chunk)
+            if upload.too_large:
+                if received > limit + MAX_DRAIN:
+                    break
+                continue
+            try:
+                parser.write(chunk)
+            except MultipartParseError as exc:
+                raise errors.invalid(f"Could not parse the multipart body: {exc}", "file", "invalid_multipart") from None
+    except ClientDisconnect:
+        # The client gave up (Ctrl-C, a dropped connection): one line, not a traceback; the
+        # caller removes the partial file. Nobody is left to read the answer.
+        log.warning("upload aborted by the client after %d bytes; nothing was kept", received)
+        raise errors.invalid("The upload was aborted by the client.", "file", "upload_aborted") from None
+
+
 @router.post("/files")
 async def create_file(request: Request):
     settings, db = request.app.state.settings, request.app.state.db
@@ -109,22 +132,14 @@ async def create_file(request: Request):
     if ctype != b"multipart/form-data" or b"boundary" not in options:
         raise errors.invalid("Uploads must be multipart/form-data with a 'file' and a 'purpose'.", "file")
     declared = int(request.headers.get("content-length") or 0)
+    if declared > settings.max_upload_bytes + FORM_SLACK:
+        # Said up front: answer before reading any of it, rather than draining gigabytes.
+        raise errors.too_large(settings.max_upload_bytes)
     tmp = settings.files_dir / f".upload-{secrets.token_hex(8)}.tmp"
     upload = _Upload(tmp, settings.max_upload_bytes)
-    parser = MultipartParser(options[b"boundary"], upload.callbacks())
     try:
-        received = 0
-        async for chunk in request.stream():
-            received += len(chunk)
-            if upload.too_large or declared > settings.max_upload_bytes + FORM_SLACK:
-                upload.too_large = True
-                if received > settings.max_upload_bytes + MAX_DRAIN:
-                    break
-                continue
-            try:
-                parser.write(chunk)
-            except MultipartParseError as exc:
-                raise errors.invalid(f"Could not parse the multipart body: {exc}", "file", "invalid_multipart") from None
+        await _receive(request, upload, MultipartParser(options[b"boundary"], upload.callbacks()),
+                       settings.max_upload_bytes)
         upload.close()
         if upload.too_large:
             raise errors.too_large(settings.max_upload_bytes)
@@ -192,3 +207,5 @@ def sweep_orphans(settings, db) -> None:
     for path in settings.files_dir.iterdir():
         if path.name.startswith(".upload-") or (path.name.startswith("file-") and path.name not in known):
             path.unlink(missing_ok=True)
+        else:
+            path.chmod(0o600)  # private, also if an older version stored it 0644

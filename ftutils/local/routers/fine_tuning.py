@@ -1,12 +1,10 @@
 """Fine-tuning jobs: create, list, retrieve, cancel, pause, resume, events, checkpoints.
 
-Routes only check the request and change rows; the worker process does the work. Status
-changes go through `db.transition` (a conditional UPDATE) because the worker may be
-changing the same job at the same moment.
+Routes check the request and call the job service (`app.state.jobs`, ftutils.local.jobs),
+which owns every status change; the worker process does the work.
 """
 from __future__ import annotations
 
-import random
 import re
 from typing import Optional
 
@@ -14,12 +12,11 @@ from fastapi import APIRouter, Query, Request
 
 from ftutils import openai_rules
 from ftutils.local import errors, schemas
-from ftutils.local.db import new_id, now
+from ftutils.local.jobs import JobStateError
 from ftutils.local.routers import checked_id
 from ftutils.local.routers.files import get_file_row
 
 router = APIRouter(prefix="/fine_tuning/jobs")
-ACTIVE = ("validating_files", "queued", "running")
 
 
 def job_object(row: dict, org: str) -> schemas.FineTuningJob:
@@ -115,28 +112,21 @@ def create_job(request: Request, body: schemas.CreateFineTuningJobRequest):
         raise errors.invalid("Integrations are not supported by the local backend.", "integrations", "unsupported")
     training = _training_input(state.db, body.training_file, "training_file")
     validation = _training_input(state.db, body.validation_file, "validation_file")
-    row = {"id": new_id("ftjob-"), "created_at": now(), "model": body.model, "training_file": training,
-           "validation_file": validation, "status": "validating_files", "hyperparameters": hp,
-           "method": {"type": kind, "supervised": {"hyperparameters": hp}}, "suffix": body.suffix,
-           "seed": body.seed if body.seed is not None else random.randint(0, 2**31 - 1),
-           "metadata": body.metadata, "result_files": []}
-    with state.db.transaction():
-        row = state.db.insert("jobs", row)
-        state.db.add_event(row["id"], f"Created fine-tuning job: {row['id']}")
+    row = state.jobs.create(model=body.model, training_file=training, validation_file=validation,
+                            hyperparameters=hp, method_type=kind, suffix=body.suffix, seed=body.seed,
+                            metadata=body.metadata)
     return job_object(row, state.settings.org).dump()
 
 
 @router.get("")
 def list_jobs(request: Request, after: Optional[str] = None, limit: int = Query(20, ge=1, le=1000)):
     state = request.app.state
-    where, args = "1", ()
+    metadata = {}
     for key, value in request.query_params.multi_items():
         match = re.fullmatch(r"metadata\[(.+)\]", key)
         if match:
-            path = '$."' + match.group(1).replace('"', '\\"') + '"'
-            where += " AND json_extract(metadata, ?) = ?"
-            args += (path, value)
-    rows, more = state.db.page("jobs", where=where, args=args, after=after, limit=limit)
+            metadata[match.group(1)] = value
+    rows, more = state.jobs.page(metadata=metadata, after=after, limit=limit)
     return schemas.page([job_object(r, state.settings.org) for r in rows], more)
 
 
@@ -145,56 +135,44 @@ def retrieve_job(request: Request, job_id: str):
     return job_object(get_job_row(request.app.state.db, job_id), request.app.state.settings.org).dump()
 
 
+def _change(request: Request, job_id: str, action: str):
+    """cancel, pause or resume through the job service; a job in the wrong status is a 400."""
+    state = request.app.state
+    row = get_job_row(state.db, job_id)
+    try:
+        row = getattr(state.jobs, action)(row["id"])
+    except JobStateError as exc:
+        raise errors.invalid(str(exc), "fine_tuning_job_id", "invalid_state") from None
+    return job_object(row, state.settings.org).dump()
+
+
 @router.post("/{job_id}/cancel")
 def cancel_job(request: Request, job_id: str):
-    db = request.app.state.db
-    row = get_job_row(db, job_id)
-    # A running job stops at the worker's next should_stop(); its status is final right away.
-    if not db.transition(row["id"], (*ACTIVE, "paused"), status="cancelled", finished_at=now(),
-                         estimated_finish=None):
-        raise errors.invalid(f"Job {row['id']} is {db.get('jobs', row['id'])['status']} and cannot be cancelled.",
-                             "fine_tuning_job_id", "invalid_state")
-    if row["status"] != "running":
-        db.add_event(row["id"], "Fine-tuning job cancelled")
-    return retrieve_job(request, job_id)
+    return _change(request, job_id, "cancel")
 
 
 @router.post("/{job_id}/pause")
 def pause_job(request: Request, job_id: str):
-    db = request.app.state.db
-    row = get_job_row(db, job_id)
-    if not db.transition(row["id"], ACTIVE, status="paused", stop_request="pause", estimated_finish=None):
-        raise errors.invalid(f"Job {row['id']} is {db.get('jobs', row['id'])['status']} and cannot be paused.",
-                             "fine_tuning_job_id", "invalid_state")
-    if row["status"] != "running":  # the worker has nothing to stop
-        db.update("jobs", row["id"], stop_request=None)
-        db.add_event(row["id"], "Fine-tuning job paused")
-    return retrieve_job(request, job_id)
+    return _change(request, job_id, "pause")
 
 
 @router.post("/{job_id}/resume")
 def resume_job(request: Request, job_id: str):
-    db = request.app.state.db
-    row = get_job_row(db, job_id)
-    if not db.transition(row["id"], ("paused",), status="queued"):
-        raise errors.invalid(f"Job {row['id']} is {row['status']} and cannot be resumed; only paused jobs can.",
-                             "fine_tuning_job_id", "invalid_state")
-    db.add_event(row["id"], "Fine-tuning job resumed")
-    return retrieve_job(request, job_id)
+    return _change(request, job_id, "resume")
 
 
 @router.get("/{job_id}/events")
 def list_events(request: Request, job_id: str, after: Optional[str] = None, limit: int = Query(20, ge=1, le=10000)):
-    db = request.app.state.db
-    row = get_job_row(db, job_id)
-    rows, more = db.page("events", where="job_id = ?", args=(row["id"],), after=after, limit=limit)
+    state = request.app.state
+    row = get_job_row(state.db, job_id)
+    rows, more = state.jobs.events(row["id"], after=after, limit=limit)
     return schemas.page([event_object(r) for r in rows], more)
 
 
 @router.get("/{job_id}/checkpoints")
 def list_checkpoints(request: Request, job_id: str, after: Optional[str] = None,
                      limit: int = Query(10, ge=1, le=1000)):
-    db = request.app.state.db
-    row = get_job_row(db, job_id)
-    rows, more = db.page("checkpoints", where="job_id = ?", args=(row["id"],), after=after, limit=limit)
+    state = request.app.state
+    row = get_job_row(state.db, job_id)
+    rows, more = state.jobs.checkpoint_page(row["id"], after=after, limit=limit)
     return schemas.page([checkpoint_object(r) for r in rows], more, first_last="nullable")

@@ -29,7 +29,7 @@ def resolve(state, model_id: str) -> tuple[str, Path | None]:
         row = state.db.get("models", model_id)
         if row is not None:
             return row["base_model"], Path(row["path"])
-        ckpt = state.db.checkpoint_by_model(model_id)
+        ckpt = state.jobs.checkpoint_by_model(model_id)
         if ckpt is not None:
             return openai_rules.base_of(model_id), Path(ckpt["path"])
     raise errors.model_not_found(model_id)
