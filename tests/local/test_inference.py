@@ -15,11 +15,6 @@ TINY = "tiny-smollm2"
 ASK = [{"role": "user", "content": "Is 5 a number?"}]
 
 
-@pytest.fixture(scope="session")
-def ml_data_dir(tmp_path_factory):
-    return tmp_path_factory.getbasetemp() / "ml-data"  # shared with the other ML test files
-
-
 @pytest.fixture(scope="module")
 def adapter(ml_data_dir, tmp_path_factory):
     """A fine-tune that learned to answer every question with "yes" and stop."""

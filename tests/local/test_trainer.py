@@ -17,11 +17,6 @@ WORDS = {"good": "positive", "great": "positive", "lovely": "positive", "bad": "
          "dull": "negative"}
 
 
-@pytest.fixture(scope="session")
-def ml_data_dir(tmp_path_factory):
-    return tmp_path_factory.getbasetemp() / "ml-data"  # shared with the other ML test files
-
-
 @pytest.fixture(scope="module")
 def tokenizer(ml_data_dir):
     return base_models.load_base("tiny-smollm2", ml_data_dir)[1]

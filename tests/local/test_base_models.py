@@ -10,13 +10,6 @@ import torch
 from ftutils.local import base_models
 
 
-@pytest.fixture(scope="session")
-def ml_data_dir(tmp_path_factory):
-    # One DATA_DIR per session for all the ML tests, so SmolLM2's tokenizer is read from
-    # the GGUF once.
-    return tmp_path_factory.getbasetemp() / "ml-data"
-
-
 def test_tiny_model_is_the_same_from_its_seed_and_leaves_the_callers_rng_alone():
     torch.manual_seed(7)
     expected_next = torch.rand(3)
