@@ -71,6 +71,8 @@ async def _api_error(request: Request, exc: APIError) -> JSONResponse:
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
     param = _param(tuple(first.get("loc", ())))
+    if first.get("type") == "extra_forbidden":
+        return JSONResponse(_extra(request.url.path, param).body(), status_code=400)
     if first.get("type") == "missing":
         message = f"Missing required parameter: '{param}'."
         code = "missing_required_parameter"
@@ -80,6 +82,25 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
         message = f"Invalid value for '{param}': {first.get('msg')}."
         code = "invalid_value"
     return JSONResponse(invalid(message, param, code).body(), status_code=400)
+
+
+def _openai_params(path: str) -> set[str]:
+    """The request fields openai-python's own types know for this endpoint (one source, no copy)."""
+    if path.endswith("/chat/completions"):
+        from openai.types.chat import completion_create_params as params
+        return set(params.CompletionCreateParamsStreaming.__annotations__)
+    if path.endswith("/fine_tuning/jobs"):
+        from openai.types.fine_tuning import job_create_params as params
+        return set(params.JobCreateParams.__annotations__)
+    return set()
+
+
+def _extra(path: str, param: str | None) -> APIError:
+    """A field our schema lacks: OpenAI's own parameter we do not implement, or a typo."""
+    if param in _openai_params(path):
+        return APIError(400, f"Unsupported parameter: '{param}' is not supported by the local backend.",
+                        param=param, code="unsupported_parameter")
+    return APIError(400, f"Unrecognized request argument supplied: {param}", param=param, code="unknown_parameter")
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -93,7 +114,7 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
                         headers=getattr(exc, "headers", None))
 
 
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+async def unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     body = APIError(500, "The server had an error while processing your request.", type="server_error").body()
     return JSONResponse(body, status_code=500)
@@ -103,4 +124,4 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(APIError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected)
+    app.add_exception_handler(Exception, unexpected)
