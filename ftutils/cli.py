@@ -13,6 +13,7 @@ import sys
 COMMANDS = [
     "ftutils.data.cli",    # validate
     "ftutils.local.cli",   # serve
+    "ftutils.local.export",  # export
     "ftutils.train.cli",   # train, watch
     "ftutils.suite.cli",   # run (the whole suite)
 ]
