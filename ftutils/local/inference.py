@@ -3,7 +3,9 @@
 One engine per API process. A base model loads once; each fine-tune is a copy of its
 base with the adapter merged in (decoding then costs what the base costs), kept in an
 LRU of `max_cached`. Tokens are generated one at a time over the KV cache so streaming,
-stop strings and logprobs all see each token as it comes.
+stop strings and logprobs all see each token as it comes; concurrent requests on one
+model share those forward passes (ftutils.local.batching), and a system prompt they
+repeat is prefilled once.
 
 Text is assembled from each token's bytes: byte-level BPE splits a multi-byte character
 across tokens, so a stream holds back an incomplete UTF-8 sequence until it completes.
@@ -14,6 +16,7 @@ import codecs
 import copy
 import inspect
 import os
+import queue
 import threading
 import weakref
 from collections import OrderedDict
@@ -26,6 +29,7 @@ import torch  # noqa: E402
 
 from ftutils.local import chatdata  # noqa: E402
 from ftutils.local.base_models import BASE_MODELS, load_base  # noqa: E402
+from ftutils.local.batching import Scheduler  # noqa: E402
 
 DEFAULT_MAX_TOKENS = 256
 MAX_TOP_LOGPROBS = 20  # OpenAI's limit
@@ -91,9 +95,9 @@ class InferenceEngine:
         self._vocabs: dict[str, _Vocab] = {}
         self._tuned: OrderedDict[tuple[str, str], torch.nn.Module] = OrderedDict()
         self._load_lock = threading.Lock()
-        # One forward pass at a time: the CPU has few cores and concurrent passes would
-        # only contend; locking per token lets concurrent streams interleave fairly.
-        self._compute_lock = threading.Lock()
+        # One thread runs every forward pass, batching concurrent requests per model: the
+        # CPU has few cores and concurrent passes would only contend.
+        self.scheduler = Scheduler(_step)
 
     def generate(self, base_model: str, adapter_dir, messages: list[dict], *, max_tokens: int | None = None,
                  temperature: float = 1.0, top_p: float = 1.0, seed: int | None = None,
@@ -184,27 +188,68 @@ class InferenceEngine:
         rows = [_Choice(stops, want_logprobs) for _ in range(n)]
         yield len(prompt_ids)
 
-        with self._compute_lock, torch.inference_mode():
-            logits, cache = _step(model, torch.tensor([prompt_ids], device=model.device), None)
-        logits = logits.expand(n, -1)
-        if n > 1:
-            cache.batch_repeat_interleave(n)  # one prefill shared by the n choices
-        for count in range(1, limit + 1):
-            chosen, chosen_lp, top = _sample(logits, temperature, top_p, generator, k)
-            for row, state in enumerate(rows):
-                if state.done:
-                    continue
-                token = chosen[row].item()
-                entry = None
-                if want_logprobs and token not in vocab.stop_ids:
-                    entry = vocab.logprob(token, chosen_lp[row].item(),
-                                          [(i, v) for i, v in zip(top[1][row].tolist(), top[0][row].tolist())])
-                delta = state.push(token, entry, vocab, final=count == limit)
-                yield row, delta, 1
-            if all(state.done for state in rows):
-                return
-            with self._compute_lock, torch.inference_mode():
-                logits, cache = _step(model, chosen.view(n, 1).to(model.device), cache)
+        request = _Request(model, prompt_ids, _prefix(tokenizer, messages, prompt_ids), n, limit, temperature,
+                           top_p, generator, k, want_logprobs, rows, vocab)
+        self.scheduler.submit(request)
+        try:
+            while True:
+                item = request.events.get()
+                if item is _DONE:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item[0], item[1], 1
+        finally:  # the caller stopped reading (a closed stream): its rows leave the batch
+            request.cancelled = True
+
+
+_DONE = object()
+
+
+def _prefix(tokenizer, messages: list[dict], prompt_ids: list[int]) -> tuple:
+    """The prompt's leading system messages as tokens, when they are a token prefix of the
+    prompt: the part many requests share, whose KV cache the scheduler keeps."""
+    normalized = chatdata.normalize_messages(messages)
+    first = next((i for i, m in enumerate(normalized) if m["role"] != "system"), len(normalized))
+    if not 0 < first < len(normalized):
+        return ()
+    ids = tokenizer(chatdata.render(tokenizer, normalized[:first]), add_special_tokens=False)["input_ids"]
+    return tuple(ids) if len(ids) < len(prompt_ids) and prompt_ids[:len(ids)] == ids else ()
+
+
+class _Request:
+    """One chat completion in the scheduler: its prompt, its n rows' sampling and text."""
+
+    def __init__(self, model, prompt_ids, prefix, n, limit, temperature, top_p, generator, k, want_logprobs,
+                 choices, vocab):
+        self.model, self.prompt_ids, self.prefix, self.n, self.limit = model, prompt_ids, prefix, n, limit
+        self.temperature, self.top_p, self.generator, self.k = temperature, top_p, generator, k
+        self.want_logprobs, self.choices, self.vocab = want_logprobs, choices, vocab
+        self.alive = list(range(n))  # choices still generating, in row order
+        self.count = 0
+        self.cancelled = False
+        self.events = queue.SimpleQueue()  # (choice, StreamDelta), then _DONE or an exception
+
+    def consume(self, logits: torch.Tensor):
+        """Sample the next token of each live row from its logits [rows, vocab]; (tokens, done)."""
+        chosen, chosen_lp, top = _sample(logits, self.temperature, self.top_p, self.generator, self.k)
+        self.count += 1
+        done = []
+        for j, index in enumerate(self.alive):
+            token = chosen[j].item()
+            entry = None
+            if self.want_logprobs and token not in self.vocab.stop_ids:
+                entry = self.vocab.logprob(token, chosen_lp[j].item(), list(zip(top[1][j].tolist(), top[0][j].tolist())))
+            state = self.choices[index]
+            self.events.put((index, state.push(token, entry, self.vocab, final=self.count == self.limit)))
+            done.append(state.done)
+        self.alive = [index for index, d in zip(self.alive, done) if not d]
+        if not self.alive:
+            self.events.put(_DONE)
+        return chosen.tolist(), done
+
+    def fail(self, exc: BaseException) -> None:
+        self.events.put(exc)
 
 
 class _Choice:
@@ -280,31 +325,34 @@ class _Vocab:
                             [(text(i), v, list(self.bytes(i))) for i, v in top])
 
 
-def _step(model, ids, cache):
-    """Next-token logits (fp32, on the CPU) after `ids`, and the grown KV cache."""
+def _step(model, ids, cache, mask, positions):
+    """Next-token logits (fp32, on the CPU) after `ids` [rows, new tokens], and the grown KV
+    cache; `mask` covers cache and ids (0 = padding), `positions` the ids' positions."""
     if model not in _small:
         _small[model] = model.device.type == "cpu" and sum(p.numel() for p in model.parameters()) < SMALL_MODEL_PARAMS
     if _small[model]:
         # A tiny model's matmuls are too small to split across threads, and on a CPU shared
         # with the training worker the second thread mostly waits (we saw 100x slower ops).
-        # Callers hold the compute lock, so no other forward pass sees this setting.
+        # Only the scheduler's thread runs forward passes, so no other one sees this setting.
         saved = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            return _forward(model, ids, cache)
+            return _forward(model, ids, cache, mask, positions)
         finally:
             torch.set_num_threads(saved)
-    return _forward(model, ids, cache)
+    return _forward(model, ids, cache, mask, positions)
 
 
-def _forward(model, ids, cache):
+def _forward(model, ids, cache, mask, positions):
     if type(model) not in _forward_params:
         _forward_params[type(model)] = inspect.signature(model.forward).parameters
     params = _forward_params[type(model)]
     # transformers 5 renamed past_key_values to cache; take whichever this version has.
     name = "cache" if "cache" in params else "past_key_values"
     extra = {"logits_to_keep": 1} if "logits_to_keep" in params else {}  # skip the prompt's logits
-    out = model(input_ids=ids, use_cache=True, **{name: cache}, **extra)
+    device = model.device
+    out = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
+                use_cache=True, **{name: cache}, **extra)
     cache = out.get("cache")
     return out.logits[:, -1].float().cpu(), cache if cache is not None else out.get("past_key_values")
 
