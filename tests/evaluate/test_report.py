@@ -14,7 +14,7 @@ from ftutils.evaluate.scores import UNPARSEABLE
 from ftutils.plots.evaluation import plot_checkpoints, plot_confusion, plot_per_class_f1, plot_runs
 from ftutils.widgets.confusion import ConfusionWidget
 from ftutils.widgets.error_explorer import ErrorExplorer
-from tests.test_evaluate_recommend import MANIFEST, evaluation, preds
+from tests.evaluate.test_recommend import MANIFEST, evaluation, preds
 
 
 @pytest.fixture(scope="module")
