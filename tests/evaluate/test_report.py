@@ -1,19 +1,16 @@
-"""evaluation.json and report.md, comparing run folders, the evaluation plots and the two
-widgets' plain methods (and their live form, built without a browser)."""
+"""evaluation.json and report.md, comparing run folders, and explaining a class. The
+evaluation `ev` built here is shared with tests/plots/test_evaluation.py and the widget tests
+(tests/widgets/test_confusion.py, test_error_explorer.py)."""
 from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
 from ftutils.evaluate.compare import compare_runs
 from ftutils.evaluate.report import read_evaluation, write_evaluation
-from ftutils.evaluate.scores import UNPARSEABLE
-from ftutils.plots.evaluation import plot_checkpoints, plot_confusion, plot_per_class_f1, plot_runs
-from ftutils.widgets.confusion import ConfusionWidget
-from ftutils.widgets.error_explorer import ErrorExplorer
+from ftutils.plots.evaluation import plot_runs
 from tests.evaluate.test_recommend import MANIFEST, evaluation, preds
 
 
@@ -65,62 +62,6 @@ def test_compare_runs_reads_run_folders(tmp_path, ev):
     assert compare_runs(str(tmp_path / "nope" / "*")).empty
     fig = plot_runs(frame)
     assert isinstance(fig, Figure) and len(fig.axes[0].patches) == 2 * 4
-
-
-def test_plots_draw_the_data_they_are_given(ev):
-    conf = ev.confusion("fine-tuned")
-    fig = plot_confusion(conf, normalize=True)
-    image = fig.axes[0].images[0].get_array()
-    assert np.allclose(image, conf.to_numpy() / conf.to_numpy().sum(axis=1, keepdims=True))
-    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["billing", "refund", "shipping", UNPARSEABLE]
-
-    per_class = ev.per_class_f1()
-    fig = plot_per_class_f1(per_class)
-    heights = [p.get_height() for p in fig.axes[0].patches]
-    assert len(heights) == 12 and heights[:3] == pytest.approx(per_class["base"].tolist())
-
-    steps = ev.checkpoints()
-    assert steps["candidate"].tolist() == ["step-10", "fine-tuned"]
-    fig = plot_checkpoints(steps, reference={"base": ev.metrics("base")["macro_f1"]})
-    lines = fig.axes[0].get_lines()
-    assert list(lines[0].get_xdata()) == [10, 20] and list(lines[0].get_ydata()) == pytest.approx(steps["macro_f1"].tolist())
-    assert lines[-1].get_ydata()[0] == pytest.approx(ev.metrics("base")["macro_f1"])
-
-
-def test_confusion_widget_cells_list_their_items(ev, monkeypatch):
-    cm = ConfusionWidget.from_evaluation(ev, "base")
-    assert cm.matrix().to_numpy().tolist() == ev.metrics("base")["confusion"]["matrix"]
-    cell = cm.cell("billing", None)
-    assert cell["id"].tolist() == ["t00", "t02", "t04"] and set(cell["raw"]) == {"Hmm"}
-    assert cm.cell("refund", "billing")["id"].tolist() == [f"t{i}" for i in range(14, 27, 2)]
-    assert cm.cell("shipping", "refund").empty
-    with pytest.raises(KeyError, match="'cat' is not one of"):
-        cm.cell("cat", "billing")
-    monkeypatch.setenv("FTUTILS_INTERACTIVE", "0")
-    assert cm.static().equals(cm.matrix())
-
-    ui = cm.build()  # the live form, exercised through its buttons without a browser
-    grid, out = ui.children[1], ui.children[2]
-    button = next(b for b in grid.children if getattr(b, "tooltip", None) == f"true billing, predicted {UNPARSEABLE}")
-    button.click()
-    assert "3 items" in out.outputs[0]["data"]["text/html"] and "t04" in out.outputs[0]["data"]["text/html"]
-
-
-def test_error_explorer_filters_and_shows_conversations(ev):
-    errors = ErrorExplorer.from_evaluation(ev, "step-10")
-    assert errors.filter()["id"].tolist() == ["t00", "t05", "t06", "t30"]
-    assert errors.filter(true="billing", pred="shipping")["id"].tolist() == ["t05", "t06"]
-    assert errors.filter(pred=None).empty
-    assert len(errors.filter(errors_only=False)) == 40
-    assert errors.conversation("t30") == ("user: ticket 30 about shipping\nexpected: shipping\n"
-                                          "model said: 'billing' -> billing")
-    with pytest.raises(KeyError):
-        errors.conversation("nope")
-    assert errors.static()["id"].tolist() == ["t00", "t05", "t06", "t30"]
-    ui = errors.build()
-    true, pred = ui.children[1].children
-    true.value = "billing"
-    assert ui.children[2].outputs[0]["data"]["text/html"].count("<pre") == 3
 
 
 def test_explain_class_works_precision_recall_f1_out_of_the_matrix(ev):
