@@ -68,9 +68,9 @@ def test_a_training_file_deleted_mid_job_fails_it_without_the_servers_paths(clie
     wait_until(lambda: any(e.type == "metrics" for e in client.fine_tuning.jobs.list_events(job.id).data),
                timeout=120, what="the first training step")
     client.fine_tuning.jobs.pause(job.id)
-    wait_until(lambda: client.fine_tuning.jobs.retrieve(job.id).status == "paused"
-               and not client.fine_tuning.jobs.list_events(job.id, limit=1).data[0].message.startswith("Step"),
-               timeout=60, what="the pause to take effect")
+    wait_until(lambda: any(e.message.startswith("Fine-tuning job paused")
+                           for e in client.fine_tuning.jobs.list_events(job.id, limit=1000).data),
+               timeout=60, what="the worker to pause")
     client.files.delete(train.id)
     client.fine_tuning.jobs.resume(job.id)
     job = wait_for(client, job.id, ("failed", "succeeded", "cancelled"), timeout=120)
