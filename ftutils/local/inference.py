@@ -27,7 +27,7 @@ import ftutils.threads  # noqa: F401  (before torch loads)
 
 import torch  # noqa: E402
 
-from ftutils.local import chatdata  # noqa: E402
+from ftutils.local import chatdata, structured  # noqa: E402
 from ftutils.local.base_models import BASE_MODELS, load_base  # noqa: E402
 from ftutils.local.batching import Scheduler  # noqa: E402
 
@@ -102,9 +102,9 @@ class InferenceEngine:
     def generate(self, base_model: str, adapter_dir, messages: list[dict], *, max_tokens: int | None = None,
                  temperature: float = 1.0, top_p: float = 1.0, seed: int | None = None,
                  stop: str | list[str] | None = None, n: int = 1, logprobs: bool = False,
-                 top_logprobs: int = 0) -> GenerationResult:
+                 top_logprobs: int = 0, response_format: dict | None = None) -> GenerationResult:
         runs = self._run(base_model, adapter_dir, messages, max_tokens, temperature, top_p, seed, stop, n,
-                         logprobs, top_logprobs)
+                         logprobs, top_logprobs, response_format)
         prompt_tokens = next(runs)
         texts, lps, reasons = [""] * n, [[] for _ in range(n)], [None] * n
         completion_tokens = 0
@@ -118,7 +118,8 @@ class InferenceEngine:
 
     def stream(self, base_model: str, adapter_dir, messages: list[dict], *, max_tokens: int | None = None,
                temperature: float = 1.0, top_p: float = 1.0, seed: int | None = None,
-               stop: str | list[str] | None = None, n: int = 1, logprobs: bool = False, top_logprobs: int = 0):
+               stop: str | list[str] | None = None, n: int = 1, logprobs: bool = False, top_logprobs: int = 0,
+               response_format: dict | None = None):
         """StreamDelta for one choice as tokens come; the last has finish_reason and usage.
 
         Bad arguments, an unknown model or a too-long prompt raise here, before the first
@@ -127,7 +128,7 @@ class InferenceEngine:
         if n != 1:
             raise InferenceError("streaming supports n=1 only", param="n")
         runs = self._run(base_model, adapter_dir, messages, max_tokens, temperature, top_p, seed, stop, 1,
-                         logprobs, top_logprobs)
+                         logprobs, top_logprobs, response_format)
         return self._deltas(runs, next(runs))
 
     @staticmethod
@@ -164,7 +165,7 @@ class InferenceEngine:
             return self._vocabs[base_model]
 
     def _run(self, base_model, adapter_dir, messages, max_tokens, temperature, top_p, seed, stop, n,
-             want_logprobs, top_logprobs):
+             want_logprobs, top_logprobs, response_format=None):
         """Yields the prompt's token count, then (row, StreamDelta, tokens generated) as tokens come."""
         _check(temperature, top_p, n, top_logprobs, max_tokens)
         model, tokenizer = self.model(base_model, adapter_dir)
@@ -186,10 +187,13 @@ class InferenceEngine:
         else:
             generator.manual_seed(seed)
         rows = [_Choice(stops, want_logprobs) for _ in range(n)]
+        # One JSON matcher per choice (ftutils.local.structured); a bad schema raises here.
+        constraints = structured.constraints_for(response_format, messages, tokenizer, model.config.vocab_size,
+                                                 vocab.stop_ids, n) if response_format else None
         yield len(prompt_ids)
 
         request = _Request(model, prompt_ids, _prefix(tokenizer, messages, prompt_ids), n, limit, temperature,
-                           top_p, generator, k, want_logprobs, rows, vocab)
+                           top_p, generator, k, want_logprobs, rows, vocab, constraints)
         self.scheduler.submit(request)
         try:
             while True:
@@ -221,10 +225,11 @@ class _Request:
     """One chat completion in the scheduler: its prompt, its n rows' sampling and text."""
 
     def __init__(self, model, prompt_ids, prefix, n, limit, temperature, top_p, generator, k, want_logprobs,
-                 choices, vocab):
+                 choices, vocab, constraints=None):
         self.model, self.prompt_ids, self.prefix, self.n, self.limit = model, prompt_ids, prefix, n, limit
         self.temperature, self.top_p, self.generator, self.k = temperature, top_p, generator, k
         self.want_logprobs, self.choices, self.vocab = want_logprobs, choices, vocab
+        self.constraints = constraints  # per choice, or None: response_format's token masks
         self.alive = list(range(n))  # choices still generating, in row order
         self.count = 0
         self.cancelled = False
@@ -232,6 +237,10 @@ class _Request:
 
     def consume(self, logits: torch.Tensor):
         """Sample the next token of each live row from its logits [rows, vocab]; (tokens, done)."""
+        if self.constraints:
+            logits = logits.clone()  # the batch's tensor: mask only this request's copy
+            for j, index in enumerate(self.alive):
+                self.constraints[index].apply(logits[j])
         chosen, chosen_lp, top = _sample(logits, self.temperature, self.top_p, self.generator, self.k)
         self.count += 1
         done = []
@@ -241,6 +250,8 @@ class _Request:
             if self.want_logprobs and token not in self.vocab.stop_ids:
                 entry = self.vocab.logprob(token, chosen_lp[j].item(), list(zip(top[1][j].tolist(), top[0][j].tolist())))
             state = self.choices[index]
+            if self.constraints and token not in self.vocab.stop_ids:
+                self.constraints[index].advance(token)
             self.events.put((index, state.push(token, entry, self.vocab, final=self.count == self.limit)))
             done.append(state.done)
         self.alive = [index for index, d in zip(self.alive, done) if not d]

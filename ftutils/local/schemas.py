@@ -188,6 +188,7 @@ class ChatCompletionRequest(BaseModel):
     top_logprobs: Optional[int] = Field(None, ge=0, le=20)
     stream: Optional[bool] = None
     stream_options: Optional[dict[str, Any]] = None
+    response_format: Optional[dict[str, Any]] = None  # text | json_object | json_schema (ftutils.local.structured)
     # Accepted so ordinary client calls work; they change nothing on a local model.
     user: Optional[str] = None
     store: Optional[bool] = None

@@ -146,11 +146,13 @@ def create_chat_completion(request: Request, body: schemas.ChatCompletionRequest
     options = dict(max_tokens=body.max_completion_tokens or body.max_tokens,
                    temperature=1.0 if body.temperature is None else body.temperature,
                    top_p=1.0 if body.top_p is None else body.top_p, seed=body.seed, stop=stop,
-                   logprobs=bool(body.logprobs), top_logprobs=body.top_logprobs or 0)
+                   logprobs=bool(body.logprobs), top_logprobs=body.top_logprobs or 0,
+                   response_format=body.response_format)
     completion_id = "chatcmpl-" + secrets.token_hex(12)
     created = int(time.time())
     engine = _engine(state)
     from ftutils.local.inference import InferenceError
+    from ftutils.local.structured import ResponseFormatError
     try:
         if body.stream:
             include_usage = bool((body.stream_options or {}).get("include_usage"))
@@ -160,7 +162,7 @@ def create_chat_completion(request: Request, body: schemas.ChatCompletionRequest
             return StreamingResponse(_sse(deltas, completion_id, created, body.model, include_usage),
                                      media_type="text/event-stream")
         result = engine.generate(base, adapter, messages, n=body.n or 1, **options)
-    except InferenceError as exc:
+    except (InferenceError, ResponseFormatError) as exc:
         raise errors.invalid(str(exc), exc.param, exc.code) from None
     choices = []
     for index, choice in enumerate(result.choices):
