@@ -131,6 +131,25 @@ def check_metadata(metadata: dict | None) -> None:
                 "metadata", f"metadata keys are at most {METADATA_KEY_MAX} characters and values {METADATA_VALUE_MAX}: {key!r}.")
 
 
+# ---- the models OpenAI fine-tunes -----------------------------------------------------
+# From the platform docs ("Which models can be fine-tuned?"); the spec's enum names only
+# gpt-4o-mini and gpt-3.5-turbo besides the two completion models. A short name stands for
+# the snapshot it trains today.
+
+FINE_TUNABLE_CHAT_SNAPSHOTS = (
+    "gpt-4.1-2025-04-14", "gpt-4.1-mini-2025-04-14", "gpt-4.1-nano-2025-04-14", "gpt-4o-2024-08-06",
+    "gpt-4o-mini-2024-07-18", "gpt-3.5-turbo-0125", "gpt-3.5-turbo-1106", "gpt-3.5-turbo-0613",
+)
+FINE_TUNABLE_SHORT_NAMES = {
+    "gpt-4.1": "gpt-4.1-2025-04-14", "gpt-4.1-mini": "gpt-4.1-mini-2025-04-14",
+    "gpt-4.1-nano": "gpt-4.1-nano-2025-04-14", "gpt-4o-mini": "gpt-4o-mini-2024-07-18",
+    "gpt-3.5-turbo": "gpt-3.5-turbo-0125",
+}
+COMPLETION_MODELS = ("davinci-002", "babbage-002")
+"""Fine-tunable too, but on prompt/completion files, not chat."""
+FINE_TUNABLE_MODELS = FINE_TUNABLE_CHAT_SNAPSHOTS + COMPLETION_MODELS
+
+
 # ---- fine-tuned model ids -------------------------------------------------------------
 # `ft:BASE:ORG:SUFFIX:ID` for a job's model, `...:ckpt-step-N` for one of its checkpoints.
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing may be downloaded at run time
-import ftutils.threads  # noqa: F401,E402  (before torch loads)
-
-import torch  # noqa: E402
+from ftutils import openai_rules  # noqa: E402
+import ftutils.threads  # noqa: F401,E402  (before torch loads; torch itself loads only with a model,
+                        # so the alias table is cheap to read for `ftutils serve` and the routes)
 
 SMOLLM2 = "smollm2-135m-instruct"
 TINY = "tiny-smollm2"
@@ -47,6 +47,48 @@ BASE_MODELS: dict[str, BaseModelInfo] = {
 }
 
 
+# OpenAI's fine-tunable chat models, snapshots and short names, all trained here by a local
+# base. The completion models (davinci-002, babbage-002) are left out: they take
+# prompt/completion files, which the local trainer does not read.
+OPENAI_MODELS = (*openai_rules.FINE_TUNABLE_CHAT_SNAPSHOTS, *openai_rules.FINE_TUNABLE_SHORT_NAMES)
+DEFAULT_ALIAS_BASE = SMOLLM2
+ALIASES_ENV = "FTUTILS_MODEL_ALIASES"
+ALIAS_CREATED = 1721260800  # gpt-4o-mini-2024-07-18's release; a fixed date keeps listings stable
+
+
+def alias_table(overrides: dict[str, str] | None = None) -> dict[str, str]:
+    """OpenAI model id -> the local base model that trains and answers for it.
+
+    Every id in OPENAI_MODELS maps to DEFAULT_ALIAS_BASE; `overrides` (Settings.model_aliases,
+    from FTUTILS_MODEL_ALIASES) changes single ids, adds new ones, or, under the key "*",
+    the base of every OpenAI id it does not name.
+    """
+    overrides = dict(overrides or {})
+    default = overrides.pop("*", DEFAULT_ALIAS_BASE)
+    return {**{model_id: default for model_id in OPENAI_MODELS}, **overrides}
+
+
+def local_base(model_id: str, overrides: dict[str, str] | None = None) -> str:
+    """The local base model behind `model_id`: its alias target, else the id itself."""
+    return alias_table(overrides).get(model_id, model_id)
+
+
+def check_aliases(overrides: dict[str, str] | None, extra_models: dict[str, str] | None = None) -> None:
+    """ValueError naming the first alias whose target is not a base model here."""
+    for alias, base in alias_table(overrides).items():
+        if not (base in BASE_MODELS or base in (extra_models or {})):
+            raise ValueError(f"{ALIASES_ENV}: {alias!r} maps to {base!r}, which is not a base model here "
+                             f"(known: {', '.join([*BASE_MODELS, *(extra_models or {})])})")
+
+
+def describe_aliases(overrides: dict[str, str] | None = None) -> str:
+    """One line for `ftutils serve`: which OpenAI ids train which local base."""
+    by_base: dict[str, list[str]] = {}
+    for alias, base in alias_table(overrides).items():
+        by_base.setdefault(base, []).append(alias)
+    return "; ".join(f"{', '.join(aliases)} -> {base}" for base, aliases in by_base.items())
+
+
 def list_base_models(data_dir, extra_models: dict[str, str] | None = None) -> list[BaseModelInfo]:
     """The built-in base models, then each of `extra_models` (id -> local HF model folder)."""
     infos = list(BASE_MODELS.values())
@@ -57,8 +99,26 @@ def list_base_models(data_dir, extra_models: dict[str, str] | None = None) -> li
     return infos
 
 
+def list_models(data_dir, extra_models: dict[str, str] | None = None,
+                aliases: dict[str, str] | None = None) -> list[BaseModelInfo]:
+    """Every model that can be fine-tuned or chatted with as it is: the bases, then the OpenAI
+    ids of `alias_table(aliases)`, owned by "alias of <base>" so a listing says what answers."""
+    infos = list_base_models(data_dir, extra_models)
+    by_id = {info.id: info for info in infos}
+    for alias, base in alias_table(aliases).items():
+        if base in by_id and alias not in by_id:
+            infos.append(BaseModelInfo(alias, ALIAS_CREATED, f"alias of {base}", by_id[base].context_length))
+    return infos
+
+
 def is_base_model(model_id: str, extra_models: dict[str, str] | None = None) -> bool:
     return model_id in BASE_MODELS or model_id in (extra_models or {})
+
+
+def can_fine_tune(model_id: str, extra_models: dict[str, str] | None = None,
+                  aliases: dict[str, str] | None = None) -> bool:
+    """A base model, or an alias of one."""
+    return is_base_model(local_base(model_id, aliases), extra_models)
 
 
 def load_base(model_id: str, data_dir, extra_models: dict[str, str] | None = None):
@@ -67,6 +127,7 @@ def load_base(model_id: str, data_dir, extra_models: dict[str, str] | None = Non
     The model comes in fp32 on the CPU (training autocasts to bf16 itself), except an
     extra model on a machine with CUDA, which loads there in its saved dtype.
     """
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if model_id == SMOLLM2:
@@ -107,6 +168,7 @@ def tiny_config():
 
 def tiny_model():
     """The tiny model, the same weights on every call (random init from TINY_SEED)."""
+    import torch
     from transformers import AutoModelForCausalLM
 
     # fork_rng keeps the caller's random stream untouched by our fixed seed.
@@ -137,6 +199,7 @@ def _read_config(path: Path) -> dict:
 
 def _smollm2_folder(data_dir: Path) -> Path:
     def convert(tmp: Path):
+        import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         gguf = gguf_path()

@@ -40,6 +40,8 @@ def serve(args) -> int:
             extra[model_id] = os.path.abspath(folder)
         settings = Settings.load(args.data_dir, host=args.host, port=args.port,
                                  **({"extra_models": extra} if extra else {}))
+        from ftutils.local.base_models import check_aliases
+        check_aliases(settings.model_aliases, settings.extra_models)
     except (OSError, ValueError) as exc:
         print(f"ftutils serve: {exc}", file=sys.stderr)
         return 2
@@ -145,8 +147,9 @@ def _write_server_json(settings) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"url": f"http://{host}:{settings.port}/v1", "pid": os.getpid()}))
     tmp.replace(path)
-    print(f"ftutils local backend listening on http://{host}:{settings.port}/v1 (data in {settings.data_dir})",
-          flush=True)
+    from ftutils.local.base_models import describe_aliases
+    print(f"ftutils local backend listening on http://{host}:{settings.port}/v1 (data in {settings.data_dir}); "
+          f"OpenAI model ids train locally as: {describe_aliases(settings.model_aliases)}", flush=True)
 
 
 def _remove_server_json(settings) -> None:

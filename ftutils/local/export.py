@@ -41,7 +41,8 @@ def find_model(model_id: str, data_dir, extra_models: dict[str, str] | None = No
     from ftutils.local.routers.models import resolve
     from ftutils.local.settings import Settings
 
-    settings = Settings(data_dir=data_dir, extra_models=extra_models or {})
+    aliases = json.loads(os.environ.get("FTUTILS_MODEL_ALIASES") or "{}")  # as the server reads them
+    settings = Settings(data_dir=data_dir, extra_models=extra_models or {}, model_aliases=aliases)
     if not settings.db_path.exists():
         raise ExportError(f"no local backend state in {settings.data_dir} (no db.sqlite); "
                           f"pass --data-dir or set FTUTILS_DATA_DIR")

@@ -200,9 +200,11 @@ class Jobs:
         self.event(job_id, message, level="error")
         return True
 
-    def finish(self, job: dict, *, adapter_dir, trained_tokens: int, result_file: dict) -> bool:
+    def finish(self, job: dict, *, adapter_dir, trained_tokens: int, result_file: dict,
+               base_model: str | None = None) -> bool:
         """Training completed: the model, the result file and the job's final fields in one
-        transaction. False (and nothing written) when the job was cancelled in the last instant."""
+        transaction. False (and nothing written) when the job was cancelled in the last instant.
+        `base_model` is the local base that trained (job["model"] may be an OpenAI alias of it)."""
         model = model_id(job, self.org)
         with self.db.transaction():
             if not self._move(job["id"], ("running", "queued"), status="succeeded", fine_tuned_model=model,
@@ -211,7 +213,8 @@ class Jobs:
                 return False
             self.db.insert("files", result_file)
             self.db.conn.execute("DELETE FROM models WHERE id = ?", (model,))
-            self.db.insert("models", {"id": model, "created": now(), "owned_by": self.org, "base_model": job["model"],
+            self.db.insert("models", {"id": model, "created": now(), "owned_by": self.org,
+                                      "base_model": base_model or job["model"],
                                       "job_id": job["id"], "path": str(adapter_dir)})
             self.event(job["id"], f"New fine-tuned model created: {model}")
             self.event(job["id"], "The job has successfully completed")

@@ -28,6 +28,9 @@ class Settings:
     """Uploads above this fail with 413 and leave nothing behind."""
     extra_models: dict[str, str] = field(default_factory=dict)
     """Extra base models: id -> local Hugging Face model directory."""
+    model_aliases: dict[str, str] = field(default_factory=dict)
+    """Changes to which local base trains and answers for OpenAI's model ids (alias -> base;
+    "*" for all of them); see base_models.alias_table. From FTUTILS_MODEL_ALIASES (JSON)."""
     org: str = "local"
     """`organization_id` of jobs and the <org> part of fine-tuned model ids."""
     keep_checkpoints: int = 3
@@ -45,6 +48,10 @@ class Settings:
             raise ValueError(f"port must be 1..65535, got {self.port}")
         if self.max_upload_bytes <= 0:
             raise ValueError(f"max_upload_bytes must be positive, got {self.max_upload_bytes}")
+        if not isinstance(self.model_aliases, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in self.model_aliases.items()):
+            raise ValueError(f"model_aliases (FTUTILS_MODEL_ALIASES) must be a JSON object of model id -> base model "
+                             f"id, got {self.model_aliases!r}")
         if self.keep_checkpoints < 1:
             raise ValueError(f"keep_checkpoints must be at least 1, got {self.keep_checkpoints}")
 
@@ -56,6 +63,8 @@ class Settings:
             overrides["max_upload_bytes"] = int(env["FTUTILS_MAX_UPLOAD_BYTES"])
         if "extra_models" not in overrides and env.get("FTUTILS_EXTRA_MODELS"):
             overrides["extra_models"] = json.loads(env["FTUTILS_EXTRA_MODELS"])
+        if "model_aliases" not in overrides and env.get("FTUTILS_MODEL_ALIASES"):
+            overrides["model_aliases"] = json.loads(env["FTUTILS_MODEL_ALIASES"])
         settings = cls(data_dir=Path(data_dir) if data_dir else home.data_dir(), **overrides)
         # Private: the key, uploaded training data and models live here. A dir an older version
         # made 0755 is tightened; a folder of the user's with other things in it is left as it

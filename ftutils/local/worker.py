@@ -8,6 +8,7 @@ wrote, read by `JobSink.should_stop` once per training step.
 """
 from __future__ import annotations
 
+import base64
 import contextlib
 import csv
 import io
@@ -21,12 +22,16 @@ import time
 from pathlib import Path
 
 from ftutils.openai_rules import Hyperparameters
+from ftutils.local.base_models import local_base
 from ftutils.local.db import Database, new_id, now
 from ftutils.local.jobs import Jobs, model_id
 from ftutils.local.settings import Settings
 
 ENV = "FTUTILS_WORKER_SETTINGS"
-RESULT_COLUMNS = ["step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy"]
+# OpenAI's result-file columns; the full-validation pair is filled at epoch ends only.
+RESULT_COLUMNS = ["step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy",
+                  "full_valid_loss", "full_valid_mean_token_accuracy"]
+RESULT_DECIMALS = 5  # as OpenAI writes them (1.52347)
 LEVELS = {"warning": "warn", "warn": "warn", "error": "error"}
 log = logging.getLogger("ftutils.local.worker")
 
@@ -175,12 +180,15 @@ class Worker:
                            gone)
             return
         sink = JobSink(self, job)
+        base = local_base(job["model"], self.settings.model_aliases)
+        if base != job["model"] and not job["resume_from"]:
+            self.jobs.event(job["id"], f"{job['model']} is trained locally as {base} (its alias on this server)")
         try:
             from ftutils.local.trainer import TrainConfig, train
 
             hp = job["hyperparameters"]
             config = TrainConfig(
-                base_model=job["model"], data_dir=self.settings.data_dir,
+                base_model=base, data_dir=self.settings.data_dir,
                 train_file=self.settings.files_dir / job["training_file"],
                 validation_file=self.settings.files_dir / job["validation_file"] if job["validation_file"] else None,
                 output_dir=self.settings.jobs_dir / job["id"], n_epochs=hp["n_epochs"], batch_size=hp["batch_size"],
@@ -197,16 +205,17 @@ class Worker:
             self.jobs.stopped(job["id"], result.stopped, shutting_down=self.shutting_down)
 
     def finish(self, job: dict, result) -> None:
-        text = self.result_csv(job["id"])
+        # OpenAI serves the result file base64-encoded; readers written for it b64decode it.
+        content = base64.b64encode(self.result_csv(job["id"]).encode())
         file_id = new_id("file-")
         path = self.settings.files_dir / file_id
         tmp = path.with_name(f".upload-{file_id}.tmp")
-        tmp.write_text(text)
+        tmp.write_bytes(content)
         os.replace(tmp, path)
-        row = {"id": file_id, "bytes": len(text.encode()), "created_at": now(), "filename": "step_metrics.csv",
+        row = {"id": file_id, "bytes": len(content), "created_at": now(), "filename": "step_metrics.csv",
                "purpose": "fine-tune-results", "status": "processed"}
         if not self.jobs.finish(job, adapter_dir=result.adapter_dir, trained_tokens=result.trained_tokens,
-                                result_file=row):
+                                result_file=row, base_model=local_base(job["model"], self.settings.model_aliases)):
             path.unlink(missing_ok=True)  # cancelled in the last instant: cancel wins
 
     def result_csv(self, job_id: str) -> str:
@@ -216,13 +225,13 @@ class Worker:
         for data in self.jobs.metrics_records(job_id):
             rows[int(data["step"])] = {"step": int(data["step"]), "train_loss": data.get("train_loss"),
                                        "train_accuracy": data.get("train_mean_token_accuracy"),
-                                       "valid_loss": data.get("valid_loss"),
-                                       "valid_mean_token_accuracy": data.get("valid_mean_token_accuracy")}
+                                       **{k: data.get(k) for k in RESULT_COLUMNS[3:]}}
         out = io.StringIO()
         writer = csv.DictWriter(out, RESULT_COLUMNS, lineterminator="\n")
         writer.writeheader()
         for step in sorted(rows):
-            writer.writerow({k: "" if v is None else v for k, v in rows[step].items()})
+            writer.writerow({k: "" if v is None else round(v, RESULT_DECIMALS) if isinstance(v, float) else v
+                             for k, v in rows[step].items()})
         return out.getvalue()
 
     def loop(self) -> None:

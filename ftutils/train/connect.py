@@ -28,11 +28,7 @@ BACKENDS = ("openai", "local")
 DEFAULT_MODEL = {"local": "smollm2-135m-instruct", "openai": "gpt-4o-mini-2024-07-18"}
 # Models OpenAI lets you fine-tune with supervised learning (its fine-tuning guide). A listed
 # `ft:` model of yours can be fine-tuned further too.
-OPENAI_FINE_TUNABLE = (
-    "gpt-4.1-2025-04-14", "gpt-4.1-mini-2025-04-14", "gpt-4.1-nano-2025-04-14",
-    "gpt-4o-2024-08-06", "gpt-4o-mini-2024-07-18", "gpt-3.5-turbo-0125", "gpt-3.5-turbo-1106",
-    "davinci-002", "babbage-002",
-)
+OPENAI_FINE_TUNABLE = openai_rules.FINE_TUNABLE_MODELS
 START_TIMEOUT = 120  # seconds; the first start converts the base model's weights
 
 

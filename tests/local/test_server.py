@@ -3,6 +3,7 @@ shut-down in the middle of a job, and crashes (kill -9 of the worker, then of th
 server) from which a job resumes with nothing already written lost."""
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
@@ -137,7 +138,7 @@ def test_crashes_mid_job_lose_nothing(tmp_path, local_server):
         assert files_before <= {f.id for f in client.files.list().data}
         crashes = [e for e in after if e.message.startswith("The worker stopped unexpectedly")]
         assert len(crashes) >= 1 and all(e.level == "warn" for e in crashes)
-        rows = list(csv.DictReader(io.StringIO(client.files.content(job.result_files[0]).text)))
+        rows = list(csv.DictReader(io.StringIO(base64.b64decode(client.files.content(job.result_files[0]).read()).decode())))
         assert [int(r["step"]) for r in rows] == list(range(1, 97))
         assert len(client.fine_tuning.jobs.checkpoints.list(job.id).data) == 3
         assert job.fine_tuned_model in {m.id for m in client.models.list().data}

@@ -2,6 +2,7 @@
 chat completions from what they produce, all through the real `openai` client."""
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
@@ -78,11 +79,14 @@ def test_full_flow(api, local_server, tmp_path, recorder):
     [result_id] = job.result_files
     result = api.files.retrieve(result_id)
     assert result.purpose == "fine-tune-results"
-    rows = list(csv.DictReader(io.StringIO(api.files.content(result_id).text)))
-    assert list(rows[0]) == ["step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy"]
+    # Served base64-encoded, as OpenAI serves it, with OpenAI's columns.
+    rows = list(csv.DictReader(io.StringIO(base64.b64decode(api.files.content(result_id).read()).decode())))
+    assert list(rows[0]) == ["step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy",
+                             "full_valid_loss", "full_valid_mean_token_accuracy"]
+    assert [r["step"] for r in rows if r["full_valid_loss"]] == ["12", "24"]  # the epoch ends
     assert [int(r["step"]) for r in rows] == list(range(1, 25))
     assert rows[9]["valid_loss"] and not rows[0]["valid_loss"]
-    assert float(rows[23]["train_loss"]) == pytest.approx(losses[-1])
+    assert float(rows[23]["train_loss"]) == pytest.approx(losses[-1], abs=1e-5)  # written to 5 decimals
 
     listed = {m.id for m in api.models.list().data}
     assert {job.fine_tuned_model, ckpts[1].fine_tuned_model_checkpoint} <= listed

@@ -99,9 +99,12 @@ def _training_input(db, file_id: Optional[str], param: str) -> Optional[str]:
 def create_job(request: Request, body: schemas.CreateFineTuningJobRequest):
     state = request.app.state
     from ftutils.local import base_models
-    if not base_models.is_base_model(body.model, state.settings.extra_models):
-        raise errors.invalid(f"Model {body.model} is not available for fine-tuning or does not exist.",
-                             "model", "model_not_available")
+    settings = state.settings
+    if not base_models.can_fine_tune(body.model, settings.extra_models, settings.model_aliases):
+        known = [m.id for m in base_models.list_models(settings.data_dir, settings.extra_models,
+                                                       settings.model_aliases)]
+        raise errors.invalid(f"Model {body.model} is not available for fine-tuning or does not exist. "
+                             f"Models you can fine-tune here: {', '.join(known)}.", "model", "model_not_available")
     hp, kind = _hyperparameters(body)
     try:
         openai_rules.check_suffix(body.suffix)

@@ -18,20 +18,24 @@ router = APIRouter(prefix="/models")
 
 def _base_models(state) -> list:
     from ftutils.local import base_models
-    return base_models.list_base_models(state.settings.data_dir, state.settings.extra_models)
+    return base_models.list_models(state.settings.data_dir, state.settings.extra_models,
+                                   state.settings.model_aliases)
 
 
 def resolve(state, model_id: str) -> tuple[str, Path | None]:
-    """(base model id, adapter folder) for a base, fine-tuned or checkpoint model id."""
+    """(local base model id, adapter folder) for a base, alias, fine-tuned or checkpoint model id."""
+    from ftutils.local.base_models import local_base
+
+    aliases = state.settings.model_aliases
     if any(m.id == model_id for m in _base_models(state)):
-        return model_id, None
+        return local_base(model_id, aliases), None
     if openai_rules.is_fine_tuned(model_id):
         row = state.db.get("models", model_id)
         if row is not None:
-            return row["base_model"], Path(row["path"])
+            return local_base(row["base_model"], aliases), Path(row["path"])
         ckpt = state.jobs.checkpoint_by_model(model_id)
         if ckpt is not None:
-            return openai_rules.base_of(model_id), Path(ckpt["path"])
+            return local_base(openai_rules.base_of(model_id), aliases), Path(ckpt["path"])
     raise errors.model_not_found(model_id)
 
 
