@@ -102,9 +102,10 @@ class InferenceEngine:
     def generate(self, base_model: str, adapter_dir, messages: list[dict], *, max_tokens: int | None = None,
                  temperature: float = 1.0, top_p: float = 1.0, seed: int | None = None,
                  stop: str | list[str] | None = None, n: int = 1, logprobs: bool = False,
-                 top_logprobs: int = 0, response_format: dict | None = None) -> GenerationResult:
+                 top_logprobs: int = 0, response_format: dict | None = None,
+                 logit_bias: dict | None = None) -> GenerationResult:
         runs = self._run(base_model, adapter_dir, messages, max_tokens, temperature, top_p, seed, stop, n,
-                         logprobs, top_logprobs, response_format)
+                         logprobs, top_logprobs, response_format, logit_bias)
         prompt_tokens = next(runs)
         texts, lps, reasons = [""] * n, [[] for _ in range(n)], [None] * n
         completion_tokens = 0
@@ -119,7 +120,7 @@ class InferenceEngine:
     def stream(self, base_model: str, adapter_dir, messages: list[dict], *, max_tokens: int | None = None,
                temperature: float = 1.0, top_p: float = 1.0, seed: int | None = None,
                stop: str | list[str] | None = None, n: int = 1, logprobs: bool = False, top_logprobs: int = 0,
-               response_format: dict | None = None):
+               response_format: dict | None = None, logit_bias: dict | None = None):
         """StreamDelta for one choice as tokens come; the last has finish_reason and usage.
 
         Bad arguments, an unknown model or a too-long prompt raise here, before the first
@@ -128,7 +129,7 @@ class InferenceEngine:
         if n != 1:
             raise InferenceError("streaming supports n=1 only", param="n")
         runs = self._run(base_model, adapter_dir, messages, max_tokens, temperature, top_p, seed, stop, 1,
-                         logprobs, top_logprobs, response_format)
+                         logprobs, top_logprobs, response_format, logit_bias)
         return self._deltas(runs, next(runs))
 
     @staticmethod
@@ -165,7 +166,7 @@ class InferenceEngine:
             return self._vocabs[base_model]
 
     def _run(self, base_model, adapter_dir, messages, max_tokens, temperature, top_p, seed, stop, n,
-             want_logprobs, top_logprobs, response_format=None):
+             want_logprobs, top_logprobs, response_format=None, logit_bias=None):
         """Yields the prompt's token count, then (row, StreamDelta, tokens generated) as tokens come."""
         _check(temperature, top_p, n, top_logprobs, max_tokens)
         model, tokenizer = self.model(base_model, adapter_dir)
@@ -190,10 +191,12 @@ class InferenceEngine:
         # One JSON matcher per choice (ftutils.local.structured); a bad schema raises here.
         constraints = structured.constraints_for(response_format, messages, tokenizer, model.config.vocab_size,
                                                  vocab.stop_ids, n) if response_format else None
+        bias = _logit_bias(logit_bias, model.config.vocab_size)
         yield len(prompt_ids)
 
         request = _Request(model, prompt_ids, _prefix(tokenizer, messages, prompt_ids), n, limit, temperature,
                            top_p, generator, k, want_logprobs, rows, vocab, constraints)
+        request.bias = bias
         self.scheduler.submit(request)
         try:
             while True:
@@ -217,7 +220,10 @@ def _prefix(tokenizer, messages: list[dict], prompt_ids: list[int]) -> tuple:
     first = next((i for i, m in enumerate(normalized) if m["role"] != "system"), len(normalized))
     if not 0 < first < len(normalized):
         return ()
-    ids = tokenizer(chatdata.render(tokenizer, normalized[:first]), add_special_tokens=False)["input_ids"]
+    try:
+        ids = tokenizer(chatdata.render(tokenizer, normalized[:first]), add_special_tokens=False)["input_ids"]
+    except Exception:  # noqa: BLE001 (a template that renders no system-only conversation: no prefix, no harm)
+        return ()
     return tuple(ids) if len(ids) < len(prompt_ids) and prompt_ids[:len(ids)] == ids else ()
 
 
@@ -230,6 +236,7 @@ class _Request:
         self.temperature, self.top_p, self.generator, self.k = temperature, top_p, generator, k
         self.want_logprobs, self.choices, self.vocab = want_logprobs, choices, vocab
         self.constraints = constraints  # per choice, or None: response_format's token masks
+        self.bias = None  # (token ids, values) of logit_bias, added to every row's logits
         self.alive = list(range(n))  # choices still generating, in row order
         self.count = 0
         self.cancelled = False
@@ -237,8 +244,11 @@ class _Request:
 
     def consume(self, logits: torch.Tensor):
         """Sample the next token of each live row from its logits [rows, vocab]; (tokens, done)."""
+        if self.constraints or self.bias is not None:
+            logits = logits.clone()  # the batch's tensor: change only this request's copy
+        if self.bias is not None:
+            logits[:, self.bias[0]] += self.bias[1]
         if self.constraints:
-            logits = logits.clone()  # the batch's tensor: mask only this request's copy
             for j, index in enumerate(self.alive):
                 self.constraints[index].apply(logits[j])
         chosen, chosen_lp, top = _sample(logits, self.temperature, self.top_p, self.generator, self.k)
@@ -399,6 +409,29 @@ def _merged(base, adapter_dir: str):
     shared = {id(p): p for m in base.modules() if isinstance(m, torch.nn.Embedding) for p in m.parameters(recurse=False)}
     clone = copy.deepcopy(base, memo=shared)
     return PeftModel.from_pretrained(clone, adapter_dir).merge_and_unload().eval()
+
+
+def _logit_bias(logit_bias: dict | None, vocab_size: int):
+    """OpenAI's logit_bias ({"token id": -100..100}) as (ids, values) to add to the logits,
+    before sampling and before logprobs are taken, as OpenAI applies it."""
+    if not logit_bias:
+        return None
+    ids, values = [], []
+    for key, value in logit_bias.items():
+        try:
+            token = int(key)
+        except (TypeError, ValueError):
+            raise InferenceError(f"Invalid key in 'logit_bias': {key!r} is not a token id.", param="logit_bias",
+                                 code="invalid_value") from None
+        if not 0 <= token < vocab_size:
+            raise InferenceError(f"Invalid key in 'logit_bias': token id {token} is not in this model's vocabulary "
+                                 f"(0..{vocab_size - 1}).", param="logit_bias", code="invalid_value")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not -100 <= value <= 100:
+            raise InferenceError(f"Invalid value for 'logit_bias' token {key}: {value!r}; a bias is between -100 and "
+                                 "100.", param="logit_bias", code="invalid_value")
+        ids.append(token)
+        values.append(float(value))
+    return torch.tensor(ids), torch.tensor(values)
 
 
 def _check(temperature, top_p, n, top_logprobs, max_tokens):
