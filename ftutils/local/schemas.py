@@ -189,6 +189,7 @@ class ChatCompletionRequest(BaseModel):
     stream: Optional[bool] = None
     stream_options: Optional[dict[str, Any]] = None
     response_format: Optional[dict[str, Any]] = None  # text | json_object | json_schema (ftutils.local.structured)
+    logit_bias: Optional[dict[str, int]] = None  # token id -> -100..100, checked by the engine
     # Accepted so ordinary client calls work; they change nothing on a local model.
     user: Optional[str] = None
     store: Optional[bool] = None

@@ -147,7 +147,7 @@ def create_chat_completion(request: Request, body: schemas.ChatCompletionRequest
                    temperature=1.0 if body.temperature is None else body.temperature,
                    top_p=1.0 if body.top_p is None else body.top_p, seed=body.seed, stop=stop,
                    logprobs=bool(body.logprobs), top_logprobs=body.top_logprobs or 0,
-                   response_format=body.response_format)
+                   response_format=body.response_format, logit_bias=body.logit_bias)
     completion_id = "chatcmpl-" + secrets.token_hex(12)
     created = int(time.time())
     engine = _engine(state)
