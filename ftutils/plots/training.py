@@ -36,7 +36,7 @@ def loss_curves(metrics_df: pd.DataFrame, checkpoints=None, diagnosis=None) -> F
     else:
         steps = df["step"].to_numpy()
         train = df["train_loss"].astype(float)
-        ax_loss.plot(steps, train, color=TRAIN, alpha=0.25, linewidth=0.8)
+        ax_loss.plot(steps, train, color=TRAIN, alpha=0.25, linewidth=0.8, label="training loss (per batch)")
         ax_loss.plot(steps, _smooth(train), color=TRAIN, label="training loss (smoothed)")
         for column, colour, label, style in (("valid_loss", VALID, "validation loss (batch)", "o-"),
                                              ("full_valid_loss", FULL, "validation loss (full set)", "s-")):
@@ -50,7 +50,8 @@ def loss_curves(metrics_df: pd.DataFrame, checkpoints=None, diagnosis=None) -> F
         if len(valid):
             best = valid.loc[valid[column].idxmin()]
             ax_loss.plot([best["step"]], [best[column]], "*", color="black", markersize=14, zorder=5,
-                         label=f"lowest validation loss {best[column]:.2f} (step {int(best['step'])})")
+                         label=f"lowest validation loss ({'full set' if column == 'full_valid_loss' else 'batch'}) "
+                               f"{best[column]:.2f} (step {int(best['step'])})")
         for column, colour, label in (("train_accuracy", TRAIN, "training"),
                                       ("valid_mean_token_accuracy", VALID, "validation (batch)"),
                                       ("full_valid_mean_token_accuracy", FULL, "validation (full set)")):

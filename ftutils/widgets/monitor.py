@@ -2,9 +2,14 @@
 
 Construct it with a job id at any time, including after a kernel restart: the first
 refresh reads the job's whole event history, later ones only what is new.
+
+In JupyterLab, `start()` shows the widget and returns; `await monitor.finished()` waits for
+the end without blocking the kernel, so the Cancel button still works (a blocking `wait()`
+would hold the button's click until the job had ended).
 """
 from __future__ import annotations
 
+import asyncio
 import html
 import sys
 import threading
@@ -20,7 +25,9 @@ from ftutils.plots.training import loss_curves
 from ftutils.widgets.base import Widget, interactive as is_interactive
 
 LOG_LINES = 12
-PLOT_EVERY = 5.0  # seconds between live plot redraws
+PLOT_EVERY = 1.0  # at most one live plot redraw a second (each costs ~0.2 s of CPU the training shares)
+CHECKPOINT_COLUMNS = {"step": "step", "model": "model", "train_loss": "train loss (batch)",
+                      "valid_loss": "valid loss (batch)", "full_valid_loss": "valid loss (full set)"}
 
 
 class JobMonitor(Widget):
@@ -112,7 +119,10 @@ class JobMonitor(Widget):
             "step": step, "total_steps": total, "epoch": epoch, "n_epochs": n_epochs, "progress": progress,
             "estimated_finish": getattr(job, "estimated_finish", None),
             "train_loss": last_metrics.get("train_loss"),
-            "valid_loss": last_metrics.get("full_valid_loss") or last_metrics.get("valid_loss"),
+            # The full validation set when this step had it, else the step's validation batch.
+            "valid_loss": _first(last_metrics.get("full_valid_loss"), last_metrics.get("valid_loss")),
+            "valid_series": ("full set" if last_metrics.get("full_valid_loss") is not None
+                             else "batch" if last_metrics.get("valid_loss") is not None else None),
             "fine_tuned_model": getattr(job, "fine_tuned_model", None),
             "error": jobs.error_text(job) if job is not None else None,
             "n_events": len(items), "last_message": items[-1].message if items else None,
@@ -142,16 +152,38 @@ class JobMonitor(Widget):
         return self
 
     def wait(self, timeout: float | None = None, show: bool = True):
-        """Block until the job ends and return it."""
+        """Block until the job ends and return it. In a notebook the kernel is busy meanwhile,
+        so widgets (this one's Cancel button too) answer only afterwards: `await finished()`."""
         if self.interactive:
             self.start()
-            self._thread.join(timeout)
+            try:
+                self._thread.join(timeout)
+            except KeyboardInterrupt:
+                raise KeyboardInterrupt(f"stopped waiting; {self.job_id} goes on (monitor.cancel() cancels it)") from None
             if self._thread.is_alive():
                 raise TimeoutError(f"{self.job_id} had not finished after {timeout:.0f}s")
             if self.error is not None:
                 raise self.error
             return self.job
+        if self.job is not None and self.job.status in jobs.TERMINAL:
+            return self.job  # start() already followed it to the end
         return self._run_plain(timeout, show)
+
+    async def finished(self, timeout: float | None = None, poll: float = 0.25):
+        """The job once it has ended (starting the monitor if needed). Awaited in a notebook
+        cell (`job = await monitor.finished()`), it leaves the kernel free meanwhile: widget
+        clicks are handled while the cell waits. Not interactive: the same as `wait()`."""
+        if not self.interactive:
+            return self.wait(timeout)
+        self.start()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._thread.is_alive():
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"{self.job_id} had not finished after {timeout:.0f}s")
+            await asyncio.sleep(poll)
+        if self.error is not None:
+            raise self.error
+        return self.job
 
     def stop(self):
         """Stop following (the job itself goes on; see cancel())."""
@@ -240,8 +272,10 @@ class JobMonitor(Widget):
         import ipywidgets as w
 
         ui = {
-            "status": w.HTML(), "bar": w.FloatProgress(min=0, max=1, layout=w.Layout(width="60%")),
-            "bar_label": w.HTML(), "plot": w.Output(), "log": w.HTML(), "checkpoints": w.HTML(),
+            # The bar keeps its width; the label beside it wraps instead of squeezing it.
+            "status": w.HTML(), "bar": w.FloatProgress(min=0, max=1, layout=w.Layout(width="320px", flex="0 0 320px")),
+            "bar_label": w.HTML(layout=w.Layout(flex="1 1 auto", margin="0 0 0 8px")), "plot": w.Output(),
+            "log": w.HTML(), "checkpoints": w.HTML(layout=w.Layout(overflow="auto", max_width="100%")),
             "note": w.HTML(), "cancel": w.Button(description="Cancel job", button_style="danger", icon="stop"),
         }
         ui["cancel"].on_click(lambda _: self._on_cancel())
@@ -268,21 +302,23 @@ class JobMonitor(Widget):
         ui["bar"].value = s["progress"]
         eta = ""
         if s["estimated_finish"] and s["status"] not in jobs.TERMINAL:
-            eta = f", about {max(0, s['estimated_finish'] - time.time()) / 60:.0f} min left"
+            eta = ", " + _time_left(s["estimated_finish"] - time.time())
         epoch = f", epoch {s['epoch']:.1f}/{s['n_epochs']}" if s["epoch"] is not None else ""
         steps = f"step {s['step']}/{s['total_steps']}" if s["total_steps"] else "waiting for the first step"
-        ui["bar_label"].value = html.escape(f"{steps}{epoch}{eta}  {_losses(s)}")
+        losses = _losses(s)
+        ui["bar_label"].value = html.escape(f"{steps}{epoch}{eta}") + (f"<br>{html.escape(losses)}" if losses else "")
         ev = self.events().tail(LOG_LINES)
         ui["log"].value = "<pre style='font-size:90%'>" + "\n".join(
             html.escape(f"{r.created_at:%H:%M:%S} {r.level:5} {r.message}") for r in ev.itertuples()) + "</pre>"
         cps = self.checkpoints() if self._checkpoints is not None else pd.DataFrame()
-        ui["checkpoints"].value = cps.drop(columns=["id"], errors="ignore").to_html(index=False) if len(cps) else "<i>none yet</i>"
+        ui["checkpoints"].value = checkpoints_html(cps) if len(cps) else "<i>none yet</i>"
         self._redraw_plot(s)
         if s["status"] in jobs.TERMINAL:
             ui["cancel"].disabled = True
 
     def _redraw_plot(self, s):
-        # A redraw costs a few hundred ms of CPU the training needs more: at most every few seconds.
+        # Redrawn whenever a poll brought new events, so the curve grows as the log does; at
+        # most every PLOT_EVERY seconds, and always for the final state.
         key = (s["n_events"], s["status"])
         final = s["status"] in jobs.TERMINAL
         if key == self._plotted or (not final and time.monotonic() - self._plotted_at < PLOT_EVERY):
@@ -295,10 +331,42 @@ class JobMonitor(Widget):
         self._ui["plot"].append_display_data(as_image(fig))
 
 
+def _first(*values):
+    return next((v for v in values if v is not None), None)
+
+
 def _losses(s: dict) -> str:
+    """The last step's losses, saying which series each is (the plot draws the same ones)."""
     parts = []
     if s["train_loss"] is not None:
-        parts.append(f"train loss {s['train_loss']:.3f}")
+        parts.append(f"train loss {s['train_loss']:.3f} (last batch, raw)")
     if s["valid_loss"] is not None:
-        parts.append(f"valid loss {s['valid_loss']:.3f}")
+        parts.append(f"valid loss {s['valid_loss']:.3f} ({s.get('valid_series') or 'batch'})")
     return ", ".join(parts)
+
+
+def _time_left(seconds: float) -> str:
+    if seconds < 60:
+        return "under a minute left"
+    minutes = round(seconds / 60)
+    return f"about {minutes} min left"
+
+
+def checkpoints_html(df: pd.DataFrame) -> str:
+    """Checkpoints as a compact table: losses to 3 decimals, model ids on one line; the
+    widget scrolls it sideways rather than letting it run off the notebook."""
+    shown = df[[c for c in CHECKPOINT_COLUMNS if c in df]].rename(columns=CHECKPOINT_COLUMNS)
+    shown = shown.dropna(axis=1, how="all")
+    head = "".join(f"<th style='text-align:{'left' if c == 'model' else 'right'};padding:2px 8px'>{html.escape(c)}</th>"
+                   for c in shown.columns)
+    rows = []
+    for record in shown.itertuples(index=False):
+        cells = []
+        for column, value in zip(shown.columns, record):
+            text = "" if pd.isna(value) else f"{value:.3f}" if isinstance(value, float) else str(value)
+            style = "padding:2px 8px;white-space:nowrap;" + ("text-align:left;font-family:monospace;font-size:90%"
+                                                             if column == "model" else "text-align:right")
+            cells.append(f"<td style='{style}'>{html.escape(text)}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return (f"<table style='border-collapse:collapse;font-size:90%'><thead><tr>{head}</tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table>")

@@ -159,7 +159,7 @@ NOTEBOOK_STATE_JS = """() => {
     const c = model.get(i);
     if (c.type !== 'code') continue;
     cells.push({index: i, count: c.executionCount, outputs: c.outputs.toJSON(),
-                source: c.sharedModel.getSource().slice(0, 200)});
+                source: c.sharedModel.getSource()});
   }
   const kernel = w.sessionContext.session && w.sessionContext.session.kernel;
   return {kernel: kernel ? kernel.status : null, cells: cells,
@@ -198,7 +198,8 @@ class NotebookPage:
             timeout=timeout * 1000)
 
     def run_all(self):
-        self.page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        # Not awaited: the command's promise settles only when the last cell has run.
+        self.page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
 
     def state(self) -> dict:
         return self.page.evaluate(NOTEBOOK_STATE_JS)
@@ -241,11 +242,11 @@ class NotebookPage:
                 if phrase in text]
 
     def output_of(self, code: str):
-        """The output area of the one code cell whose source contains `code` (a locator)."""
-        cells = self.page.locator(".jp-Notebook .jp-CodeCell").filter(
-            has=self.page.locator(".jp-InputArea", has_text=code))
-        assert cells.count() == 1, f"{cells.count()} cells contain {code!r}"
-        return cells.locator(".jp-OutputArea")
+        """The output area of the one code cell whose source contains `code` (a locator).
+        Found through the notebook's model: an editor off screen need not render its text."""
+        found = [c["index"] for c in self.state()["cells"] if code in c["source"]]
+        assert len(found) == 1, f"{len(found)} cells contain {code!r}"
+        return self.page.locator(".jp-Notebook .jp-Cell").nth(found[0]).locator(".jp-OutputArea")
 
     def images_loaded(self, locator) -> list[int]:
         """Natural widths of the images under `locator` (0: broken or not loaded)."""

@@ -21,7 +21,7 @@ def test_loss_curves_marks_checkpoints_and_the_minimum():
     assert isinstance(fig, Figure)
     ax_loss, ax_acc = fig.axes
     labels = [t.get_text() for t in ax_loss.get_legend().get_texts()]
-    assert "lowest validation loss 0.50 (step 30)" in labels
+    assert "lowest validation loss (batch) 0.50 (step 30)" in labels
     assert sum(1 for line in ax_loss.lines if line.get_linestyle() == "--") == 3
     assert fig._suptitle.get_text() == f"Diagnosis: {d.verdict}"
     assert isinstance(loss_curves(pd.DataFrame(columns=COLUMNS)), Figure)
