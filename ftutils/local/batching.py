@@ -174,21 +174,22 @@ class Scheduler:
         groups: dict[tuple, list] = {}
         for request in requests:
             groups.setdefault(request.prefix, []).append(request)
-        for prefix, members in groups.items():
-            cache, mask, logits = self._prefill(batch.model, prefix, members)
-            # n choices share one prefill: repeat each request's row n times
-            repeats = torch.tensor([r.n for r in members])
-            if int(repeats.max()) > 1:
-                index = torch.repeat_interleave(torch.arange(len(members)), repeats)
-                cache.batch_select_indices(index)
-                mask, logits = mask[index], logits[index]
-            rows = [r for r in members for _ in range(r.n)]
-            if not batch.rows:
-                batch.rows, batch.cache, batch.mask, batch.logits = rows, cache, mask, logits
-            else:
-                batch.cache, batch.mask = _join(batch.cache, batch.mask, cache, mask)
-                batch.logits = torch.cat([batch.logits, logits])
-                batch.rows = batch.rows + rows
+        for prefix, shared in groups.items():
+            for members in _by_length(shared, len(prefix) if len(prefix) >= PREFIX_MIN_TOKENS else 0):
+                cache, mask, logits = self._prefill(batch.model, prefix, members)
+                # n choices share one prefill: repeat each request's row n times
+                repeats = torch.tensor([r.n for r in members])
+                if int(repeats.max()) > 1:
+                    index = torch.repeat_interleave(torch.arange(len(members)), repeats)
+                    cache.batch_select_indices(index)
+                    mask, logits = mask[index], logits[index]
+                rows = [r for r in members for _ in range(r.n)]
+                if not batch.rows:
+                    batch.rows, batch.cache, batch.mask, batch.logits = rows, cache, mask, logits
+                else:
+                    batch.cache, batch.mask = _join(batch.cache, batch.mask, cache, mask)
+                    batch.logits = torch.cat([batch.logits, logits])
+                    batch.rows = batch.rows + rows
 
     def _prefill(self, model, prefix: tuple, members: list):
         base = None
@@ -214,6 +215,26 @@ class Scheduler:
         positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -width:]
         logits, cache = self.forward(model, ids, cache, mask, positions)
         return cache, mask, logits
+
+
+PAD_SLACK = 1.25  # a prefill group may compute this many tokens per real one before it is split
+
+
+def _by_length(requests: list, skip: int) -> list[list]:
+    """Requests in prefill groups of similar prompt length, so left padding wastes little:
+    one pass per group, a group split where padding would exceed PAD_SLACK (and a split
+    still leaves 4 rows to batch)."""
+    ordered = sorted(requests, key=lambda r: len(r.prompt_ids))
+    groups, current = [], []
+    for request in ordered:
+        trial = current + [request]
+        width = len(request.prompt_ids) - skip
+        real = sum(len(r.prompt_ids) - skip for r in trial)
+        if len(current) >= 4 and width * len(trial) > PAD_SLACK * real:
+            groups.append(current)
+            trial = [request]
+        current = trial
+    return groups + [current] if current else groups
 
 
 def _close(ref) -> None:
