@@ -36,6 +36,20 @@ def _findings_of(findings) -> list:
     return out
 
 
+def _shared_system_prompt(examples: list[dict]) -> str | None:
+    """The text of the system message when all (two or more) examples have the same one."""
+    texts = set()
+    for example in examples:
+        prompt, _ = example_messages(example)
+        system = [content_text(m.get("content")) for m in prompt if isinstance(m, dict) and m.get("role") == "system"]
+        if len(system) != 1:
+            return None
+        texts.add(system[0])
+        if len(texts) > 1:
+            return None
+    return texts.pop() if texts and len(examples) > 1 else None
+
+
 def _short(text: str, n: int = PREVIEW_CHARS) -> str:
     text = " ".join(text.split())
     return text if len(text) <= n else text[: n - 1] + "…"
@@ -71,6 +85,8 @@ class DatasetBrowser(Widget):
             self.messages_by_index[f.line - 1].append(f"{f.code}: {f.message}")
         self.selection: list[int] = list(range(len(self.examples)))
         self.current_page = 0
+        self.shared_system = _shared_system_prompt(self.examples)
+        """The system prompt when every example has the same one: shown once, not on every card."""
 
     # --- data -------------------------------------------------------------------------
 
@@ -149,6 +165,10 @@ class DatasetBrowser(Widget):
         lengths = self.n_tokens
         parts = [f"<div style='font-size:12px;color:#555'>{len(self.selection)} of {len(self.examples)} "
                  f"examples &middot; page {i + 1} of {self.n_pages}</div>"]
+        if self.shared_system is not None:
+            parts.append(f"<div style='font-size:12px;color:#555;margin:4px 0'><span style='color:{ROLE_COLORS['system']};"
+                         f"font-weight:bold'>system</span> (the same in every example, so not repeated below): "
+                         f"{html.escape(self.shared_system)}</div>")
         for idx in self.selection[i * self.page_size:(i + 1) * self.page_size]:
             example = self.examples[idx]
             head = [f"<b>#{idx}</b>"]
@@ -165,6 +185,8 @@ class DatasetBrowser(Widget):
             for m in [*prompt, *completion]:
                 role = str(m.get("role")) if isinstance(m, dict) else "?"
                 text = content_text(m.get("content")) if isinstance(m, dict) else repr(m)
+                if role == "system" and self.shared_system is not None and text == self.shared_system:
+                    continue
                 color = ROLE_COLORS.get(role, "#b91c1c")  # an unknown role stands out
                 body.append(f"<div><span style='color:{color};font-weight:bold'>{html.escape(role)}</span>: "
                             f"<span style='white-space:pre-wrap'>{html.escape(text)}</span></div>")
@@ -189,11 +211,9 @@ class DatasetBrowser(Widget):
         tokens = w.IntRangeSlider(value=(lo, hi), min=lo, max=max(hi, lo + 1), description="tokens",
                                   continuous_update=False)
         prev, nxt = w.Button(description="◀ prev"), w.Button(description="next ▶")
-        status = w.Label()
-        out = w.Output()
+        out = w.Output()  # its first line says which page of how many examples: no second status line
 
         def show():
-            status.value = f"page {self.current_page + 1} / {self.n_pages} · {len(self.selection)} examples"
             prev.disabled = self.current_page == 0
             nxt.disabled = self.current_page >= self.n_pages - 1
             # Replace, then append: works the same from a callback or a background thread.
@@ -217,6 +237,5 @@ class DatasetBrowser(Widget):
         prev.on_click(turn(-1))
         nxt.on_click(turn(+1))
         show()
-        self.controls = {"label": label, "code": code, "tokens": tokens, "prev": prev, "next": nxt,
-                         "status": status, "output": out}
-        return w.VBox([w.HBox([label, code]), tokens, w.HBox([prev, nxt, status]), out])
+        self.controls = {"label": label, "code": code, "tokens": tokens, "prev": prev, "next": nxt, "output": out}
+        return w.VBox([w.HBox([label, code]), tokens, w.HBox([prev, nxt]), out])

@@ -68,7 +68,7 @@ class ConfusionWidget(Widget):
             items = "".join(f"<li><code>{html.escape(str(r.id))}</code> {html.escape(str(r.text))}"
                             f" <i>→ {html.escape(str(r.raw))}</i></li>" for r in rows.itertuples())
             out.append_display_data(HTML(f"<b>true {html.escape(true)}, predicted {html.escape(pred)}: "
-                                         f"{len(rows)} items</b><ul>{items}</ul>"))
+                                         f"{len(rows)} item{'' if len(rows) == 1 else 's'}</b><ul>{items}</ul>"))
 
         cells = [w.Label("true \\ predicted")] + [w.Label(str(c)) for c in matrix.columns]
         for true, row in matrix.iterrows():

@@ -74,7 +74,7 @@ class ErrorExplorer(Widget):
             rows = self.filter(None if true.value == ANY else true.value,
                                None if pred.value == UNPARSEABLE else pred.value)
             out.outputs = ()
-            blocks = [f"<p>{len(rows)} errors{' (first ' + str(self.page_size) + ')' if len(rows) > self.page_size else ''}</p>"]
+            blocks = [f"<p>{len(rows)} error{'' if len(rows) == 1 else 's'}{' (first ' + str(self.page_size) + ')' if len(rows) > self.page_size else ''}</p>"]
             for item_id in rows["id"].head(self.page_size):
                 blocks.append("<pre style='white-space:pre-wrap;border:1px solid #ddd;padding:6px'>"
                               f"{html.escape(self.conversation(item_id))}</pre>")

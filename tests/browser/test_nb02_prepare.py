@@ -13,6 +13,11 @@ def cards(browser) -> list[tuple[int, str]]:
     return found
 
 
+def selected(browser) -> int:
+    """How many examples the browser's status line says are selected."""
+    return int(re.search(r"(\d+) of \d+ examples", browser.inner_text()).group(1))
+
+
 def test_dataset_browser_and_figures(chain, open_notebook, screenshots):
     nb = open_notebook(chain.prepare("02_prepare"))
     nb.run_all()
@@ -25,16 +30,17 @@ def test_dataset_browser_and_figures(chain, open_notebook, screenshots):
     first = cards(browser)
     assert len(first) == 8  # page_size=8 in the notebook
     labels = sorted({label for _, label in first})
-    status = browser.locator(".widget-label").filter(has_text="page").inner_text()
-    total = int(re.search(r"(\d+) examples", status).group(1))
+    total = selected(browser)
+    # The system prompt all examples share is said once, above the cards, not on each.
+    assert browser.inner_text().count("the same in every example") == 1
+    assert not any("system:" in card for card in browser.locator(".widget-output div[style*='border']").all_inner_texts())
 
     # A label filter: every card shown now has that label, and fewer examples are selected.
     browser.locator(".widget-dropdown", has_text="label").locator("select").select_option(labels[0])
     nb.page.wait_for_timeout(500)
     filtered = cards(browser)
     assert filtered and {label for _, label in filtered} == {labels[0]}
-    status = browser.locator(".widget-label").filter(has_text="page").inner_text()
-    assert 0 < int(re.search(r"(\d+) examples", status).group(1)) < total
+    assert 0 < selected(browser) < total
 
     # The next page shows other examples of the same label.
     browser.locator("button", has_text="next").click()
@@ -42,7 +48,8 @@ def test_dataset_browser_and_figures(chain, open_notebook, screenshots):
     second = cards(browser)
     assert second and {label for _, label in second} == {labels[0]}
     assert {i for i, _ in second}.isdisjoint(i for i, _ in filtered)
-    assert "page 2 /" in browser.locator(".widget-label").filter(has_text="page").inner_text()
+    assert "page 2 of" in browser.inner_text()
+    assert browser.inner_text().count(" examples · page ") == 1  # one status line, not two
 
     # The token histogram and the label balance, drawn (not "<Figure size ...>" text).
     for code in ("token_histogram(stats", "label_balance(hygiene"):
