@@ -23,7 +23,7 @@ import ftutils.threads  # noqa: F401  (before torch loads)
 
 import torch  # noqa: E402
 
-from ftutils.local import chatdata, steps  # noqa: E402
+from ftutils.local import chatdata, dpo, steps  # noqa: E402
 from ftutils.local.base_models import TINY, load_base  # noqa: E402
 
 STATE_FILE = "trainer_state.pt"
@@ -51,6 +51,11 @@ class TrainConfig:
     """Multiplies base_learning_rate, as OpenAI's hyperparameter does."""
     seed: int
     """Fixes LoRA init, data order and dropout: same seed, same losses."""
+    method: str = "supervised"
+    """OpenAI's method.type: "supervised" (chat files, cross-entropy on the assistant's
+    replies) or "dpo" (preference files, ftutils.local.dpo's loss)."""
+    beta: float = dpo.DEFAULT_BETA
+    """DPO's beta (method "dpo"): how strongly the policy is held to the reference."""
     resume_from: str | Path | None = None
     """A checkpoint folder (checkpoints/step-N/) to continue from exactly."""
     extra_models: dict[str, str] | None = None
@@ -97,6 +102,10 @@ class TrainConfig:
         if self.num_threads is not None and (isinstance(self.num_threads, bool) or not isinstance(self.num_threads, int)
                                              or self.num_threads < 1):
             raise ValueError(f"num_threads must be a positive integer or None, got {self.num_threads!r}")
+        if self.method not in ("supervised", "dpo"):
+            raise ValueError(f"method must be 'supervised' or 'dpo', got {self.method!r}")
+        if isinstance(self.beta, bool) or not isinstance(self.beta, (int, float)) or not 0 < self.beta <= 2:
+            raise ValueError(f"beta must be a number in (0, 2], got {self.beta!r}")
         if self.use_bf16 not in (True, False, "auto"):
             raise ValueError(f"use_bf16 must be True, False or 'auto', got {self.use_bf16!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
@@ -155,8 +164,9 @@ def train(config: TrainConfig, sink: TrainSink) -> TrainResult:
 def _train(config: TrainConfig, sink: TrainSink) -> TrainResult:
     torch.manual_seed(config.seed)
     model, tokenizer = load_base(config.base_model, config.data_dir, config.extra_models)
-    train_set = _load_examples(config.train_file, tokenizer, config, sink, "training")
-    valid_set = _load_examples(config.validation_file, tokenizer, config, sink, "validation") if config.validation_file else []
+    load = dpo.load_pairs if config.method == "dpo" else _load_examples
+    train_set = load(config.train_file, tokenizer, config, sink, "training")
+    valid_set = load(config.validation_file, tokenizer, config, sink, "validation") if config.validation_file else []
     if not train_set:
         raise ValueError("no training example has an assistant message to learn from")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -174,6 +184,8 @@ def _train(config: TrainConfig, sink: TrainSink) -> TrainResult:
         state = _restore(Path(config.resume_from), optimizer, scheduler, len(train_set), config)
         sink.on_message("info", f"Resumed from step {state['step']} (epoch {state['epoch'] + 1}).")
 
+    if config.method == "dpo":  # before tune_for_speed: its fused LoRA layers ignore disable_adapter()
+        dpo.score_reference(model, train_set + valid_set, pad_id)
     bf16 = steps.want_bf16(config.use_bf16, model.device)
     steps.tune_for_speed(model, bf16, max(len(e.input_ids) for e in train_set + valid_set))
     autocast = lambda: torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16)  # noqa: E731
@@ -208,25 +220,25 @@ def _train(config: TrainConfig, sink: TrainSink) -> TrainResult:
             batch = [train_set[i] for i in batches[state["batch"]]]
             optimizer.zero_grad(set_to_none=True)
             with autocast():
-                loss_sum, correct, n_labels = steps.batch_loss(model, batch, pad_id, backward=True)
+                metrics = _batch_metrics(model, batch, pad_id, config)
             torch.nn.utils.clip_grad_norm_(params, GRAD_CLIP)
             optimizer.step()
             scheduler.step()
             state["step"] += 1
             state["batch"] += 1
             state["trained_tokens"] += sum(len(e.input_ids) for e in batch)
-            record = {"step": state["step"], "train_loss": loss_sum / n_labels, "train_mean_token_accuracy": correct / n_labels}
+            record = {"step": state["step"], **{f"train_{k}": v for k, v in metrics.items()}}
             if valid_set and state["step"] % config.eval_every == 0:
                 index = (state["step"] // config.eval_every) % math.ceil(len(valid_set) / config.batch_size)
                 chunk = valid_set[index * config.batch_size:(index + 1) * config.batch_size]
-                record["valid_loss"], record["valid_mean_token_accuracy"] = steps.evaluate(model, chunk, pad_id, autocast)
+                record.update({f"valid_{k}": v for k, v in _evaluate(model, chunk, pad_id, autocast, config).items()})
             if state["batch"] == len(batches) and valid_set:
-                record["full_valid_loss"], record["full_valid_mean_token_accuracy"] = steps.evaluate(
-                    model, valid_set, pad_id, autocast)
+                full = _evaluate(model, valid_set, pad_id, autocast, config)
+                record.update({f"full_valid_{k}": v for k, v in full.items()})
                 # A job shorter than eval_every would report no valid_loss at all; the whole
                 # set just measured is the best batch estimate there is, at no extra cost.
-                record.setdefault("valid_loss", record["full_valid_loss"])
-                record.setdefault("valid_mean_token_accuracy", record["full_valid_mean_token_accuracy"])
+                for k, v in full.items():
+                    record.setdefault(f"valid_{k}", v)
             sink.on_metrics(record)
         state["epoch"] += 1
         state["batch"] = 0
@@ -235,6 +247,21 @@ def _train(config: TrainConfig, sink: TrainSink) -> TrainResult:
     final = _save(model, output_dir / "final", None)
     sink.on_message("info", f"Training finished: {state['step']} steps, {state['trained_tokens']} tokens.")
     return TrainResult(state["trained_tokens"], state["step"], final, None, record)
+
+
+def _batch_metrics(model, batch, pad_id, config) -> dict:
+    """One step's loss (backward done) and metrics, named without their train_ prefix."""
+    if config.method == "dpo":
+        return dpo.batch_metrics(model, batch, pad_id, config.beta, backward=True)
+    loss_sum, correct, n_labels = steps.batch_loss(model, batch, pad_id, backward=True)
+    return {"loss": loss_sum / n_labels, "mean_token_accuracy": correct / n_labels}
+
+
+def _evaluate(model, examples, pad_id, autocast, config) -> dict:
+    if config.method == "dpo":
+        return dpo.evaluate(model, examples, pad_id, config.beta, autocast)
+    loss, accuracy = steps.evaluate(model, examples, pad_id, autocast)
+    return {"loss": loss, "mean_token_accuracy": accuracy}
 
 
 def _load_examples(path, tokenizer, config, sink, what) -> list[chatdata.Encoded]:
