@@ -47,8 +47,8 @@ CREATE TABLE IF NOT EXISTS models (
 """
 # Columns added since the first release: CREATE TABLE IF NOT EXISTS leaves an older
 # db.sqlite as it was, so each is added to it on open (SQLite's ADD COLUMN is instant).
-ADDED_COLUMNS = [("jobs", "crashes", "INTEGER NOT NULL DEFAULT 0")]
-JSON_COLUMNS = {"hyperparameters", "method", "metadata", "error", "result_files", "data", "metrics"}
+ADDED_COLUMNS = [("jobs", "crashes", "INTEGER NOT NULL DEFAULT 0"), ("jobs", "integrations", "TEXT")]
+JSON_COLUMNS = {"hyperparameters", "method", "metadata", "error", "result_files", "data", "metrics", "integrations"}
 ALPHABET = string.ascii_letters + string.digits
 
 

@@ -105,12 +105,13 @@ class Jobs:
 
     # -- the API's changes -----------------------------------------------------------------
     def create(self, *, model: str, training_file: str, validation_file: str | None, hyperparameters: dict,
-               method_type: str, suffix: str | None, seed: int | None, metadata: dict | None) -> dict:
+               method_type: str, suffix: str | None, seed: int | None, metadata: dict | None,
+               integrations: list | None = None) -> dict:
         row = {"id": new_id("ftjob-"), "created_at": now(), "model": model, "training_file": training_file,
                "validation_file": validation_file, "status": "validating_files", "hyperparameters": hyperparameters,
                "method": {"type": method_type, method_type: {"hyperparameters": hyperparameters}}, "suffix": suffix,
                "seed": seed if seed is not None else random.randint(0, 2**31 - 1),
-               "metadata": metadata, "result_files": []}
+               "metadata": metadata, "result_files": [], "integrations": integrations}
         with self.db.transaction():
             row = self.db.insert("jobs", row)
             self.event(row["id"], f"Created fine-tuning job: {row['id']}")

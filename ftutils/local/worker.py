@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from ftutils.openai_rules import Hyperparameters
+from ftutils.local import integrations
 from ftutils.local.base_models import local_base
 from ftutils.local.db import Database, new_id, now
 from ftutils.local.jobs import Jobs, model_id
@@ -52,6 +53,7 @@ class JobSink:
         self.started = time.monotonic()
         self.first_step: int | None = None
         self.last_step = 0
+        self.reporters: list = []  # the job's integrations (ftutils.local.integrations)
 
     def on_start(self, total_steps: int, n_epochs: int, n_train_examples: int) -> None:
         self.total_steps = total_steps
@@ -72,6 +74,8 @@ class JobSink:
         self.last_step = step
         self.jobs.record_metrics(self.job["id"], message, data,
                                  estimated_finish=int(time.time() + per_step * max(0, self.total_steps - step)))
+        for reporter in self.reporters:
+            reporter.log(data)
 
     def on_checkpoint(self, step: int, epoch: int, path, metrics: dict) -> None:
         self.jobs.add_checkpoint(self.job, step, path, {**_finite(metrics or {}), "step": float(step)})
@@ -194,11 +198,16 @@ class Worker:
                 output_dir=self.settings.jobs_dir / job["id"], n_epochs=hp["n_epochs"], batch_size=hp["batch_size"],
                 learning_rate_multiplier=hp["learning_rate_multiplier"], seed=job["seed"],
                 resume_from=job["resume_from"], extra_models=self.settings.extra_models or None)
+            sink.reporters = integrations.start(job, lambda m, level: self.jobs.event(job["id"], m, level=level),
+                                                self.settings.jobs_dir / job["id"])
             result = train(config, sink)
         except Exception as exc:
             log.exception("job %s failed", job["id"])
             self.jobs.fail(job["id"], "training_failed", f"Training failed: {self.public(exc)}")
             return
+        finally:
+            for reporter in sink.reporters:
+                reporter.close()
         if result.stopped is None:
             self.finish(job, result)
         else:

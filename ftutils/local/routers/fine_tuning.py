@@ -12,6 +12,8 @@ from fastapi import APIRouter, Query, Request
 
 from ftutils import openai_rules
 from ftutils.local import errors, schemas
+from ftutils.local.integrations import IntegrationError
+from ftutils.local.integrations import check as check_integrations
 from ftutils.local.jobs import JobStateError
 from ftutils.local.routers import checked_id
 from ftutils.local.routers.files import get_file_row
@@ -27,7 +29,7 @@ def job_object(row: dict, org: str) -> schemas.FineTuningJob:
         trained_tokens=row["trained_tokens"], training_file=row["training_file"],
         validation_file=row["validation_file"],
         estimated_finish=row["estimated_finish"] if row["status"] == "running" else None,
-        metadata=row["metadata"], method=row["method"])
+        metadata=row["metadata"], method=row["method"], integrations=row.get("integrations"))
 
 
 def event_object(row: dict) -> schemas.FineTuningJobEvent:
@@ -111,13 +113,15 @@ def create_job(request: Request, body: schemas.CreateFineTuningJobRequest):
         openai_rules.check_metadata(body.metadata)
     except openai_rules.HyperparameterError as exc:
         raise errors.invalid(f"Invalid value for '{exc.param}': {exc}", exc.param, "invalid_value") from None
-    if body.integrations:
-        raise errors.invalid("Integrations are not supported by the local backend.", "integrations", "unsupported")
+    try:
+        integrations = check_integrations(body.integrations)
+    except IntegrationError as exc:
+        raise errors.invalid(str(exc), exc.param, "invalid_value") from None
     training = _training_input(state.db, body.training_file, "training_file")
     validation = _training_input(state.db, body.validation_file, "validation_file")
     row = state.jobs.create(model=body.model, training_file=training, validation_file=validation,
                             hyperparameters=hp, method_type=kind, suffix=body.suffix, seed=body.seed,
-                            metadata=body.metadata)
+                            metadata=body.metadata, integrations=integrations)
     return job_object(row, state.settings.org).dump()
 
 
