@@ -97,7 +97,7 @@ def run(args) -> int:
 
     for name, params in sweep_runs(args.name, args.sweep, extra):
         run_dir = Path("runs") / name
-        run_notebooks(root, nb_dir, run_dir, args.only or NOTEBOOKS, params)
+        run_notebooks(root, nb_dir, run_dir, args.only or NOTEBOOKS, params, client=getattr(connection, "client", None))
         proposal = next_run(root, run_dir) if args.iterate else None
         if args.iterate and proposal is None:
             print(f"[{name}] its evaluation recommends no change to run next", flush=True)
@@ -110,8 +110,8 @@ def run(args) -> int:
     return 0
 
 
-def run_notebooks(root: Path, nb_dir: Path, run_dir: Path, names: list[str], extra: dict) -> None:
-    import papermill as pm
+def run_notebooks(root: Path, nb_dir: Path, run_dir: Path, names: list[str], extra: dict, client=None) -> None:
+    from ftutils.suite import progress
 
     # Relative to the repo (the kernels' cwd), so no machine path lands in outputs.
     out_dir = root / run_dir / "notebooks"
@@ -122,8 +122,8 @@ def run_notebooks(root: Path, nb_dir: Path, run_dir: Path, names: list[str], ext
         params = {k: v for k, v in {"run_dir": str(run_dir), **extra}.items() if k in wanted}
         started = time.monotonic()
         print(f"[{run_dir.name}/{name}] running with {params} ...", flush=True)
-        pm.execute_notebook(str(src), str(out_dir / f"{name}.ipynb"), parameters=params,
-                            kernel_name="python3", cwd=str(root), progress_bar=False)
+        # Long cells report themselves, with the training job's step and loss (`client`).
+        progress.execute(src, out_dir / f"{name}.ipynb", params, root, f"{run_dir.name}/{name}", client=client)
         print(f"[{run_dir.name}/{name}] done in {time.monotonic() - started:.0f}s", flush=True)
     print(f"results: {root / run_dir}/ (run.json, evaluation.json, report.md, notebooks/)")
 
