@@ -50,6 +50,7 @@ def run_row(run_dir: Path) -> dict | None:
         if kind == "fine_tuned":
             lo, hi = (m.get("macro_f1_ci") or [None, None])[:2]
             row["ft_macro_f1_lo"], row["ft_macro_f1_hi"] = lo, hi
+            row["ft_out_of_scope_forced"] = (m.get("out_of_scope") or {}).get("forced")
     pair = next((p for p in evaluation.get("paired", []) if p["a"] == "base" and p["b"] == "fine-tuned"), None)
     row["ft_vs_base_p"] = pair["mcnemar"]["p_value"] if pair else None
     best = best_candidate(evaluation, ("fine_tuned", "checkpoint"))
@@ -68,3 +69,35 @@ def compare_runs(paths_or_glob="runs/*") -> pd.DataFrame:
         return frame.sort_values(sort, kind="stable") if sort else frame
     except TypeError:  # "auto" beside numbers: keep the folders' order
         return frame
+
+
+DELTA_COLUMNS = ("ft_accuracy", "ft_macro_f1", "ft_macro_f1_lo", "ft_macro_f1_hi", "ft_out_of_scope_forced",
+                 "baseline_accuracy", "baseline_macro_f1", "valid_loss")
+
+
+def with_deltas(table: pd.DataFrame, first: str, second: str) -> pd.DataFrame:
+    """Rows `first` and `second` of compare_runs' table and a third, "change", of second - first
+    for the headline numbers (the other columns left empty there)."""
+    rows = table.loc[[first, second]]
+    change = {c: pd.to_numeric(rows[c], errors="coerce").diff().iloc[-1] for c in DELTA_COLUMNS if c in rows}
+    return pd.concat([rows, pd.DataFrame([change], index=["change"])])
+
+
+def paired_runs(first, second, candidate: str = "fine-tuned", bootstrap_samples: int = 1000, seed: int = 42) -> dict:
+    """`candidate` of run `second` against the same candidate of run `first`, paired on the test
+    items both answered (by id): McNemar and the bootstrap macro-F1 difference with its interval,
+    and `significant` by the notebooks' one rule."""
+    from ftutils.evaluate.recommend import significant
+    from ftutils.evaluate.scores import compare_pair
+    from ftutils.train.runs import project_path
+
+    first, second = project_path(first), project_path(second)
+    evals = [_load(d / "evaluation.json") for d in (first, second)]
+    for d, ev in zip((first, second), evals):
+        if candidate not in (ev.get("predictions") or {}):
+            raise ValueError(f"{d.name}: evaluation.json has no predictions of {candidate!r}; run 04_evaluate there")
+    frames = [pd.DataFrame(ev["predictions"][candidate]) for ev in evals]
+    labels = sorted(set(evals[0].get("labels", [])) | set(evals[1].get("labels", [])))
+    pair = compare_pair(frames[0], frames[1], labels, first.name, second.name, bootstrap_samples, seed)
+    pair["significant"] = significant(pair)
+    return pair

@@ -1,10 +1,11 @@
-"""`ftutils run`: the main job. Executes the four notebooks in order with papermill into
+"""`ftutils run`: the main job. Executes the five notebooks in order with papermill into
 `runs/<name>/notebooks/` (the sources are never overwritten), on one backend shared by
 all of them, and prints where the results are.
 
 Beyond one run: `--sweep KEY=V1,V2` repeats the run once per value (runs NAME-KEY-V), and
 `--iterate` follows one run with the next one its evaluation recommends (`next_run` in
-evaluation.json: the parameters to change and why), as a person iterating would.
+evaluation.json: the parameters to change and why), as a person iterating would; the main
+job's 05_iterate notebook does the same and compares the two runs.
 """
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ import sys
 import time
 from pathlib import Path
 
-NOTEBOOKS = ["01_access", "02_prepare", "03_train", "04_evaluate"]
+NOTEBOOKS = ["01_access", "02_prepare", "03_train", "04_evaluate", "05_iterate"]
+ONE_RUN = ["02_prepare", "03_train", "04_evaluate"]
+"""What a run repeats: 05_iterate itself runs these for its second run, and a sweep or an
+--iterate follow-up runs them alone (05 in each would start runs of its own)."""
 
 
 def register(subparsers) -> None:
@@ -86,6 +90,9 @@ def run(args) -> int:
     os.environ["FTUTILS_INTERACTIVE"] = "0"
     extra = parse_params(args.param)
 
+    # Every epoch's checkpoint, so 04 can score the underfit first epochs as well as the last
+    # (a local difference from OpenAI, which keeps three; see ftutils.local.settings).
+    os.environ.setdefault("FTUTILS_KEEP_CHECKPOINTS", "all")
     connection = None
     backend = os.environ.get("FTUTILS_BACKEND") or ("openai" if os.environ.get("OPENAI_API_KEY") else "local")
     if backend == "local":
@@ -97,7 +104,8 @@ def run(args) -> int:
 
     for name, params in sweep_runs(args.name, args.sweep, extra):
         run_dir = Path("runs") / name
-        run_notebooks(root, nb_dir, run_dir, args.only or NOTEBOOKS, params, client=getattr(connection, "client", None))
+        names = args.only or ([n for n in NOTEBOOKS if n != "05_iterate"] if args.sweep or args.iterate else NOTEBOOKS)
+        run_notebooks(root, nb_dir, run_dir, names, params, client=getattr(connection, "client", None))
         proposal = next_run(root, run_dir) if args.iterate else None
         if args.iterate and proposal is None:
             print(f"[{name}] its evaluation recommends no change to run next", flush=True)
@@ -105,8 +113,8 @@ def run(args) -> int:
             print(f"[{name}] next run, as its evaluation recommends: {proposal['params']}", flush=True)
             for why in proposal.get("why", []):
                 print(f"    because {why}", flush=True)
-            run_notebooks(root, nb_dir, Path("runs") / f"{name}-2", [n for n in NOTEBOOKS if n != "01_access"],
-                          {**params, **proposal["params"]})
+            run_notebooks(root, nb_dir, Path("runs") / f"{name}-2", ONE_RUN, {**params, **proposal["params"]},
+                          client=getattr(connection, "client", None))
     return 0
 
 

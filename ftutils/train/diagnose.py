@@ -50,7 +50,7 @@ class Diagnosis:
             lines += [f"  - {s}" for s in self.next_steps]
         if self.best_checkpoint_step is not None:
             lines.append(f"Best checkpoint: step {self.best_checkpoint_step}")
-        return "\n".join(lines)
+        return "\n".join(lines + [SMOOTHED_NOTE])
 
     def _repr_html_(self) -> str:
         colour = {"good": "#2e7d32", "overfitting": "#ef6c00", "underfitting": "#1565c0"}.get(self.verdict, "#c62828")
@@ -59,7 +59,8 @@ class Diagnosis:
         best = ("" if self.best_checkpoint_step is None
                 else f"<p>Best checkpoint: step {self.best_checkpoint_step}</p>")
         return (f"<div><p><b>Verdict: <span style='color:{colour}'>{html.escape(self.verdict)}</span></b></p>"
-                f"<ul>{items}</ul>" + (f"<p><b>Next steps</b></p><ul>{steps}</ul>" if steps else "") + best + "</div>")
+                f"<ul>{items}</ul>" + (f"<p><b>Next steps</b></p><ul>{steps}</ul>" if steps else "") + best
+                + f"<p><i>{html.escape(SMOOTHED_NOTE)}</i></p></div>")
 
 
 def ema(values, span: int | None = None) -> np.ndarray:
@@ -266,3 +267,36 @@ def diagnose(metrics_df: pd.DataFrame, checkpoints=None, n_epochs: int | None = 
     """Judge a run from its metrics (ftutils.train.metrics columns) and, if given, its checkpoints."""
     curves = Curves.read(metrics_df, checkpoints, n_epochs)
     return next(d for d in (verdict(curves) for verdict in VERDICTS) if d is not None)
+
+
+SMOOTHED_NOTE = ("Losses quoted above are smoothed (an exponential moving average of the per-step values, which "
+                 "are noisy); `by_epoch` gives the validation loss as measured on the whole validation file.")
+
+
+def by_epoch(metrics_df: pd.DataFrame) -> pd.DataFrame:
+    """One row per epoch end: the step, the validation loss measured on the whole validation
+    file there (not smoothed), and the smoothed training loss at that step."""
+    columns = ["epoch", "step", "full_valid_loss", "train_loss_smoothed"]
+    if "full_valid_loss" not in metrics_df or not len(metrics_df):
+        return pd.DataFrame(columns=columns)
+    df = metrics_df.sort_values("step").reset_index(drop=True)
+    smoothed = ema(df["train_loss"].to_numpy(dtype=float)) if "train_loss" in df else np.full(len(df), np.nan)
+    ends = df.index[df["full_valid_loss"].notna()]
+    return pd.DataFrame({"epoch": range(1, len(ends) + 1), "step": df.loc[ends, "step"].astype(int).to_numpy(),
+                         "full_valid_loss": df.loc[ends, "full_valid_loss"].to_numpy(dtype=float),
+                         "train_loss_smoothed": smoothed[ends]}, columns=columns)
+
+
+def lowest_epoch(table: pd.DataFrame) -> str:
+    """Which epoch had the lowest validation loss, in a sentence with the numbers."""
+    if not len(table):
+        return "No validation loss was measured at an epoch end (no validation file?)."
+    best = table.loc[table["full_valid_loss"].idxmin()]
+    first, last = table.iloc[0], table.iloc[-1]
+    text = (f"Validation loss (whole validation file, not smoothed) was lowest after epoch {int(best.epoch)} "
+            f"(step {int(best.step)}): {best.full_valid_loss:.3f}, from {first.full_valid_loss:.3f} after epoch 1")
+    if int(best.epoch) < int(last.epoch):
+        return text + (f"; it then rose to {last.full_valid_loss:.3f} after epoch {int(last.epoch)} while the "
+                       f"smoothed training loss fell from {best.train_loss_smoothed:.3f} to "
+                       f"{last.train_loss_smoothed:.3f}: the epochs after {int(best.epoch)} memorised.")
+    return text + ", and it was still falling at the end: more epochs might help."

@@ -1,5 +1,6 @@
 """Papermill runs of the notebooks, chained as a user runs them: 01 -> 02 -> 03 -> 04 in
-one temporary run folder, on the session's local server, with small parameters.
+one temporary run folder, on the session's local server, with small parameters; 05 then
+runs 02 -> 04 again into a second folder beside it and compares the two.
 
 `notebook_run("03_train")` runs whatever came before it first (once per session) and
 returns the values the notebook recorded with `ftutils.train.runs.record`.
@@ -10,7 +11,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-ORDER = ["01_access", "02_prepare", "03_train", "04_evaluate"]
+ORDER = ["01_access", "02_prepare", "03_train", "04_evaluate", "05_iterate"]
 
 # Small parameters per notebook so the chain runs in a couple of minutes on 2 cores.
 # Each notebook's owner keeps its entry in step with its parameters cell.
@@ -18,8 +19,13 @@ TINY = {
     "01_access": {},
     "02_prepare": {"max_examples": 160},
     "03_train": {"base_model": "tiny-smollm2", "n_epochs": 2, "batch_size": 8},
-    "04_evaluate": {"max_test_examples": 16},
+    # The whole (small) test split: its out-of-scope items come after the in-scope ones.
+    "04_evaluate": {"bootstrap_samples": 200},
 }
+# 05's second run: the same small parameters, and a data change of our own, so there is a
+# second run whatever the tiny model's evaluation proposes.
+TINY["05_iterate"] = {"extra_params": {**TINY["02_prepare"], **TINY["03_train"], **TINY["04_evaluate"]},
+                      "changes": {"train_out_of_scope": True}, "bootstrap_samples": 200}
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,9 @@ from tests.conftest import ROOT, TEST_KEY
 from tests.notebooks.conftest import TINY
 from tests.data.test_samples import PLANTED
 
-LABELS = ["account_access", "billing", "cancel_subscription", "refund", "shipping", "technical_issue"]
+SAMPLE = ROOT / "data" / "samples" / "clinc150_subset.csv"
+INTENTS = sorted(set(read_table(SAMPLE)["label"]) - {"out_of_scope"})
+LABELS = sorted(INTENTS + ["out_of_scope"])
 
 
 @pytest.fixture(scope="module")
@@ -30,16 +32,21 @@ def user_text(example: dict) -> str:
 
 def test_recorded_split_sizes_add_up(prepared):
     n = prepared["n_examples"]
-    assert TINY["02_prepare"]["max_examples"] - 5 <= n + prepared["n_dropped"] <= TINY["02_prepare"]["max_examples"]
-    assert prepared["n_train"] + prepared["n_validation"] + prepared["n_test"] == n
-    assert prepared["n_validation"] == round(0.15 * n) and prepared["n_test"] == round(0.15 * n)
-    assert prepared["stratified"] is True
+    assert TINY["02_prepare"]["max_examples"] - 5 <= n + prepared["n_dropped"] <= TINY["02_prepare"]["max_examples"] + 5
+    # The pool's out-of-scope rows are not used unless train_out_of_scope is set.
+    assert prepared["train_out_of_scope"] is False and prepared["n_pool"] > 0
+    assert prepared["n_train"] + prepared["n_validation"] + prepared["n_test"] + prepared["n_pool"] == n
+    assert prepared["stratified"] is True and prepared["grouped"] is True
     assert prepared["labels"] == LABELS
-    assert prepared["n_errors"] == 0
-    assert prepared["imbalanced"] == ["class_imbalance"]  # the rare class survives subsampling
-    # the seeded sample holds one exact duplicate (after case/punctuation folding), dropped by default
-    assert prepared["accepted_fixes"] == ["duplicate_example"] and prepared["n_dropped"] == 1
-    assert prepared["n_near_duplicates"] >= 1
+    assert prepared["n_errors"] == 0 and prepared["n_dropped"] == 0  # CLINC's rows are distinct
+    # The group-aware split leaves no test item with a sibling in train; the plain one does not do better.
+    assert prepared["siblings_in_test"]["group-aware"] == 0 == prepared["n_siblings_left"]
+    assert prepared["siblings_in_test"]["plain"] >= 1
+    assert prepared["out_of_scope"]["train"] == prepared["out_of_scope"]["validation"] == 0
+    assert prepared["out_of_scope"]["test"] > 0
+    # One example through OpenAI's encoding and SmolLM2's tokenizer, both counted.
+    assert [r["tokenizer"].split()[0] for r in prepared["tokens_side_by_side"]] == ["o200k_base", "SmolLM2"]
+    assert all(r["example_tokens"] > r["user_tokens"] > 0 for r in prepared["tokens_side_by_side"])
 
 
 def test_written_files_validate_cleanly_and_match_the_record(prepared):
@@ -62,7 +69,7 @@ def test_every_label_in_every_split_and_no_test_text_seen_in_training(prepared):
     parts = {p: read_jsonl(data / f"{p}.jsonl") for p in ("train", "validation", "test")}
     for part, examples in parts.items():
         answers = Counter(e["messages"][-1]["content"] for e in examples)
-        assert sorted(answers) == LABELS, part
+        assert sorted(answers) == (LABELS if part == "test" else INTENTS), part
         assert all(e["messages"][0] == {"role": "system", "content": prepared["system_prompt"]} for e in examples)
     seen = {user_text(e).casefold() for e in parts["train"]}
     assert not seen & {user_text(e).casefold() for e in parts["validation"] + parts["test"]}
@@ -71,7 +78,7 @@ def test_every_label_in_every_split_and_no_test_text_seen_in_training(prepared):
 def test_test_file_keeps_ids_and_labels_train_files_do_not(prepared):
     data = Path(prepared["_run_dir"]) / "data"
     test = read_jsonl(data / "test.jsonl")
-    tickets = read_table(ROOT / "data" / "samples" / "support_tickets.csv").set_index("id")
+    tickets = read_table(SAMPLE).set_index("id")
     assert len({e["id"] for e in test}) == len(test)
     for example in test:
         assert example["label"] == example["messages"][-1]["content"]

@@ -90,3 +90,23 @@ def test_flat_is_unusable():
 def test_no_metrics():
     d = diagnose(pd.DataFrame(columns=COLUMNS))
     assert d.verdict == "unusable" and "No training loss" in d.findings[0]
+
+
+def test_by_epoch_reads_the_full_validation_loss_at_epoch_ends_and_names_the_lowest():
+    import pandas as pd
+
+    from ftutils.train.diagnose import by_epoch, lowest_epoch
+
+    steps = list(range(1, 31))
+    full = {10: 0.8, 20: 0.3, 30: 0.5}
+    df = pd.DataFrame({"step": steps, "train_loss": [2.0 / s for s in steps],
+                       "full_valid_loss": [full.get(s) for s in steps]})
+    table = by_epoch(df)
+    assert table[["epoch", "step"]].values.tolist() == [[1, 10], [2, 20], [3, 30]]
+    assert table["full_valid_loss"].tolist() == [0.8, 0.3, 0.5]
+    assert table["train_loss_smoothed"].is_monotonic_decreasing
+    text = lowest_epoch(table)
+    assert text.startswith("Validation loss (whole validation file, not smoothed) was lowest after epoch 2 (step 20)")
+    assert "rose to 0.500 after epoch 3" in text
+    assert "still falling" in lowest_epoch(table.iloc[:2])
+    assert by_epoch(df.drop(columns="full_valid_loss")).empty and "No validation loss" in lowest_epoch(by_epoch(df.iloc[:0]))
