@@ -10,7 +10,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ftutils import home
+from ftutils import home, openai_rules
 
 DEFAULT_MAX_UPLOAD_BYTES = 512 * 1024 * 1024  # OpenAI's per-file limit
 
@@ -34,7 +34,9 @@ class Settings:
     org: str = "local"
     """`organization_id` of jobs and the <org> part of fine-tuned model ids."""
     keep_checkpoints: int = 3
-    """Checkpoints kept per job, as OpenAI keeps the last three epochs'."""
+    """Checkpoints kept per job, as OpenAI keeps the last three epochs'. From
+    FTUTILS_KEEP_CHECKPOINTS: a number, or "all" (a local difference from OpenAI: every
+    epoch's checkpoint, so a walkthrough can score the underfit first epochs too)."""
     poll_seconds: float = 0.25
     """How often the idle worker looks for queued jobs."""
     torch_threads: int = 0
@@ -61,6 +63,8 @@ class Settings:
         env = os.environ
         if "max_upload_bytes" not in overrides and env.get("FTUTILS_MAX_UPLOAD_BYTES"):
             overrides["max_upload_bytes"] = int(env["FTUTILS_MAX_UPLOAD_BYTES"])
+        if "keep_checkpoints" not in overrides and env.get("FTUTILS_KEEP_CHECKPOINTS"):
+            overrides["keep_checkpoints"] = _keep_checkpoints(env["FTUTILS_KEEP_CHECKPOINTS"])
         if "extra_models" not in overrides and env.get("FTUTILS_EXTRA_MODELS"):
             overrides["extra_models"] = json.loads(env["FTUTILS_EXTRA_MODELS"])
         if "model_aliases" not in overrides and env.get("FTUTILS_MODEL_ALIASES"):
@@ -101,6 +105,16 @@ class Settings:
 
     def __repr__(self) -> str:  # the key must never reach a log line
         return f"Settings(data_dir={str(self.data_dir)!r}, host={self.host!r}, port={self.port})"
+
+
+def _keep_checkpoints(value: str) -> int:
+    """FTUTILS_KEEP_CHECKPOINTS: "all" keeps one per epoch of the longest job OpenAI allows."""
+    if value.strip().lower() == "all":
+        return openai_rules.N_EPOCHS_RANGE[1]
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"FTUTILS_KEEP_CHECKPOINTS must be a number or 'all', got {value!r}") from None
 
 
 def _ours(folder: Path) -> bool:
