@@ -33,12 +33,13 @@ sys.path.insert(0, str(ROOT))
 from ftutils.local.process import spawn  # noqa: E402
 
 KEY = "bench-key-not-a-secret"
-SYSTEM = ("Classify the customer support message into exactly one intent: billing, refund, shipping, "
-          "account_access, technical_issue or cancel_subscription. Answer with the intent only.")
+SYSTEM = ("Classify the banking message into exactly one intent: account_blocked, card_declined, damaged_card, "
+          "freeze_account, new_card, out_of_scope, replacement_card_duration, report_fraud or report_lost_card. "
+          "Answer with the intent only.")
 
 
 def items(n: int) -> list[list[dict]]:
-    with open(ROOT / "data" / "samples" / "support_tickets.csv", newline="") as f:
+    with open(ROOT / "data" / "samples" / "clinc150_subset.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     random.Random(0).shuffle(rows)
     return [[{"role": "system", "content": SYSTEM}, {"role": "user", "content": r["text"]}] for r in rows[:n]]

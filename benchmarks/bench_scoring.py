@@ -48,8 +48,9 @@ from ftutils.evaluate.classify import AMBIGUOUS_SHARE, classify_generate, classi
 from ftutils.evaluate.scores import classification_metrics  # noqa: E402
 
 KEY = "bench-key-not-a-secret"
-SYSTEM = ("Classify the customer support message into exactly one intent: billing, refund, shipping, "
-          "account_access, technical_issue or cancel_subscription. Answer with the intent only.")
+SYSTEM = ("Classify the banking message into exactly one intent: account_blocked, card_declined, damaged_card, "
+          "freeze_account, new_card, out_of_scope, replacement_card_duration, report_fraud or report_lost_card. "
+          "Answer with the intent only.")
 
 
 def start(data_dir: Path) -> tuple[subprocess.Popen, str]:
@@ -58,7 +59,7 @@ def start(data_dir: Path) -> tuple[subprocess.Popen, str]:
 
 
 def tickets(n_test: int, seed: int = 0):
-    with open(ROOT / "data" / "samples" / "support_tickets.csv", newline="") as f:
+    with open(ROOT / "data" / "samples" / "clinc150_subset.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     random.Random(seed).shuffle(rows)
     chats = [{"id": r["id"], "label": r["label"], "messages": [

@@ -204,8 +204,8 @@ def throughput(args):
 
 
 def job(args):
-    """A small real job: 60 tickets, 3 epochs, auto batch size and multiplier."""
-    with open(ROOT / "data" / "samples" / "support_tickets.csv", newline="", encoding="utf-8") as handle:
+    """A small real job: 60 sample queries, 3 epochs, auto batch size and multiplier."""
+    with open(ROOT / "data" / "samples" / "clinc150_subset.csv", newline="", encoding="utf-8") as handle:
         tickets = list(csv.DictReader(handle))
     labels = sorted({t["label"] for t in tickets})
     rng = random.Random(SEED)

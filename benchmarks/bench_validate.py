@@ -50,11 +50,11 @@ SYSTEM_PROMPTS = [
     "instructions.",
 ]
 LABELS = ["billing", "shipping", "refund", "technical_issue", "account_access", "cancel_subscription"]
-SAMPLES = ROOT / "data" / "samples" / "support_tickets.csv"
+SAMPLES = ROOT / "data" / "samples" / "clinc150_subset.csv"
 
 
 def _vocabulary(rng: random.Random) -> list[str]:
-    """Words of the sample support tickets (so text tokenizes like English), else made-up words."""
+    """Words of the sample queries (so text tokenizes like English), else made-up words."""
     if SAMPLES.is_file():
         words = SAMPLES.read_text(encoding="utf-8").replace(",", " ").split()
         if len(words) > 1000:

@@ -17,7 +17,7 @@ from ftutils.train.runs import write_manifest
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
-SYSTEM = "Classify the support ticket."
+SYSTEM = "Classify the banking message."
 
 
 def chat(row: dict) -> dict:
@@ -29,13 +29,15 @@ def chat(row: dict) -> dict:
 def run_dir(local_server, tmp_path_factory):
     """A run folder as 02_prepare and 03_train leave it: splits, and a manifest naming a
     model really fine-tuned (a few steps of tiny-smollm2) with its checkpoints."""
-    with open(ROOT / "data" / "samples" / "support_tickets.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
+    with open(ROOT / "data" / "samples" / "clinc150_subset.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["label"] != "out_of_scope"]
+    # Every intent in both: the rows come grouped by split and intent (20 train, 10 test each).
+    train, test = [r for r in rows if r["split"] == "train"][::7], [r for r in rows if r["split"] == "test"][::8]
     folder = tmp_path_factory.mktemp("eval-run")
     (folder / "data").mkdir()
-    (folder / "data" / "train.jsonl").write_text("".join(json.dumps(chat(r)) + "\n" for r in rows[:24]))
+    (folder / "data" / "train.jsonl").write_text("".join(json.dumps(chat(r)) + "\n" for r in train))
     (folder / "data" / "test.jsonl").write_text(
-        "".join(json.dumps({"id": r["id"], "label": r["label"], **chat(r)}) + "\n" for r in rows[300:310]))
+        "".join(json.dumps({"id": r["id"], "label": r["label"], **chat(r)}) + "\n" for r in test))
     client = local_server.client(max_retries=0)
     with open(folder / "data" / "train.jsonl", "rb") as fh:
         upload = client.files.create(file=fh, purpose="fine-tune")
