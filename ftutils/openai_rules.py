@@ -100,6 +100,20 @@ def check(n_epochs="auto", batch_size="auto", learning_rate_multiplier="auto") -
                                       f"learning_rate_multiplier must be a number greater than 0 or 'auto', got {lr!r}.")
 
 
+# DPO's beta: OpenAI takes 0 < beta <= 2 or "auto"; auto is the DPO paper's usual 0.1.
+BETA_RANGE = (0, 2)
+AUTO_BETA = 0.1
+
+
+def check_beta(beta="auto") -> None:
+    if beta == "auto":
+        return
+    lo, hi = BETA_RANGE
+    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not math.isfinite(beta) or not lo < beta <= hi:
+        raise HyperparameterError("hyperparameters.beta",
+                                  f"beta must be a number greater than {lo} and at most {hi}, or 'auto', got {beta!r}.")
+
+
 # ---- suffix and metadata --------------------------------------------------------------
 
 SUFFIX_MAX = 64

@@ -31,8 +31,9 @@ import torch
 import torch.nn.functional as F
 
 from ftutils.local import chatdata, steps
+from ftutils.openai_rules import AUTO_BETA
 
-DEFAULT_BETA = 0.1  # OpenAI's "auto" beta, and the DPO paper's usual value
+DEFAULT_BETA = AUTO_BETA  # what OpenAI's "auto" beta means here
 MICRO_BATCH_TOKENS = steps.MICRO_BATCH_TOKENS  # padded tokens per forward pass (both replies of each pair)
 
 

@@ -63,6 +63,7 @@ class Hyperparameters(Out):
 class Method(Out):
     type: Literal["supervised", "dpo", "reinforcement"]
     supervised: Optional[dict] = None
+    dpo: Optional[dict] = None
 
 
 class FineTuningJob(Out):
@@ -90,8 +91,9 @@ class FineTuningJob(Out):
     def dump(self) -> dict:
         data = super().dump()
         data["method"] = self.method.dump()
-        if data["method"]["supervised"] is None:
-            data["method"].pop("supervised")
+        for kind in ("supervised", "dpo"):  # only the job's own method's entry
+            if data["method"][kind] is None:
+                data["method"].pop(kind)
         return data
 
 

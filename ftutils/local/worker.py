@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from ftutils.openai_rules import Hyperparameters
+from ftutils.openai_rules import AUTO_BETA, Hyperparameters
 from ftutils.local import integrations
 from ftutils.local.base_models import local_base
 from ftutils.local.db import Database, new_id, now
@@ -166,8 +166,12 @@ class Worker:
                 return False
             if param == "training_file":
                 n_examples = report.n_examples
-        hp = Hyperparameters(**job["hyperparameters"]).resolve(n_examples).to_dict()
+        given = dict(job["hyperparameters"])
+        beta = given.pop("beta", None)  # DPO's; Hyperparameters resolves the three shared ones
+        hp = Hyperparameters(**given).resolve(n_examples).to_dict()
         hp = {k: hp[k] for k in ("batch_size", "learning_rate_multiplier", "n_epochs")}
+        if method == "dpo":
+            hp = {"beta": AUTO_BETA if beta in (None, "auto") else beta, **hp}
         return self.jobs.validated(job["id"], hp, {**job["method"], method: {"hyperparameters": hp}})
 
     def run(self, job: dict) -> None:
@@ -197,6 +201,7 @@ class Worker:
                 validation_file=self.settings.files_dir / job["validation_file"] if job["validation_file"] else None,
                 output_dir=self.settings.jobs_dir / job["id"], n_epochs=hp["n_epochs"], batch_size=hp["batch_size"],
                 learning_rate_multiplier=hp["learning_rate_multiplier"], seed=job["seed"],
+                method=job["method"]["type"], beta=hp.get("beta", AUTO_BETA),
                 resume_from=job["resume_from"], extra_models=self.settings.extra_models or None)
             sink.reporters = integrations.start(job, lambda m, level: self.jobs.event(job["id"], m, level=level),
                                                 self.settings.jobs_dir / job["id"])

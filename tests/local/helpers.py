@@ -51,8 +51,12 @@ def wait_until(predicate, timeout: float = 60, poll: float = 0.1, what: str = "c
 
 def _nullable_to_31(node):
     """The spec is OpenAPI 3.1 but still uses 3.0's `nullable: true` in places (e.g. the
-    stream chunk's `finish_reason`); a 3.1 validator ignores it, so rewrite it the 3.1 way."""
+    stream chunk's `finish_reason`); a 3.1 validator ignores it, so rewrite it the 3.1 way.
+    Likewise 3.0's boolean `exclusiveMinimum: true` (DPO's beta), which 3.1 reads as the
+    number 1: it becomes `exclusiveMinimum: <minimum>`."""
     if isinstance(node, dict):
+        if node.get("exclusiveMinimum") is True and "minimum" in node:
+            node["exclusiveMinimum"] = node.pop("minimum")
         if node.pop("nullable", False):
             if "type" in node:
                 node["type"] = [node["type"], "null"] if isinstance(node["type"], str) else [*node["type"], "null"]

@@ -51,37 +51,44 @@ def get_job_row(db, job_id: str) -> dict:
 
 
 def _hyperparameters(body: schemas.CreateFineTuningJobRequest) -> tuple[dict, str]:
-    """The supervised hyperparameters, from `method` or the deprecated top-level field."""
+    """The method's hyperparameters (supervised: from `method` or the deprecated top-level
+    field; dpo: from `method.dpo`, with `beta`)."""
     method = body.method or {"type": "supervised"}
     kind = method.get("type")
-    if kind in ("dpo", "reinforcement"):
-        raise errors.invalid(f"The '{kind}' method is not supported by the local backend yet; use 'supervised'.",
-                             "method.type", "unsupported_method")
-    if kind != "supervised":
+    if kind == "reinforcement":
+        raise errors.invalid("The 'reinforcement' method is not supported by the local backend yet; use 'supervised' "
+                             "or 'dpo'.", "method.type", "unsupported_method")
+    if kind not in ("supervised", "dpo"):
         raise errors.invalid(f"Invalid value for 'method.type': {kind!r} is not one of "
                              "['supervised', 'dpo', 'reinforcement'].", "method.type", "invalid_value")
-    unknown = set(method) - {"type", "supervised"}
+    unknown = set(method) - {"type", kind}
     if unknown:
         raise errors.invalid(f"Unrecognized argument for method: {sorted(unknown)[0]!r}.",
                              f"method.{sorted(unknown)[0]}", "unknown_parameter")
-    nested = (method.get("supervised") or {}).get("hyperparameters")
+    nested = (method.get(kind) or {}).get("hyperparameters")
+    if kind == "dpo" and body.hyperparameters is not None:
+        raise errors.invalid("Top-level 'hyperparameters' are for supervised jobs; give a DPO job's in "
+                             "'method.dpo.hyperparameters'.", "hyperparameters", "invalid_value")
     if nested is not None and body.hyperparameters is not None and nested != body.hyperparameters:
         raise errors.invalid("Give hyperparameters either in 'method' or at the top level, not both.",
                              "hyperparameters", "conflicting_parameters")
-    given, prefix = (nested, "method.supervised.") if nested is not None else (body.hyperparameters or {}, "")
+    given, prefix = (nested, f"method.{kind}.") if nested is not None else (body.hyperparameters or {}, "")
     if not isinstance(given, dict):
         raise errors.invalid("Invalid value for 'hyperparameters': expected an object.", prefix + "hyperparameters")
-    unknown = set(given) - {"n_epochs", "batch_size", "learning_rate_multiplier"}
+    unknown = set(given) - {"n_epochs", "batch_size", "learning_rate_multiplier"} - ({"beta"} if kind == "dpo" else set())
     if unknown:
         name = sorted(unknown)[0]
         raise errors.invalid(f"Unrecognized hyperparameter: '{name}'.", f"{prefix}hyperparameters.{name}",
                              "unknown_parameter")
     values = {"n_epochs": "auto", "batch_size": "auto", "learning_rate_multiplier": "auto", **given}
+    beta = values.pop("beta", "auto")
     try:
         openai_rules.check(**values)
+        openai_rules.check_beta(beta)
     except openai_rules.HyperparameterError as exc:
         raise errors.invalid(str(exc), prefix + exc.param, "invalid_value") from None
-    return {k: values[k] for k in ("batch_size", "learning_rate_multiplier", "n_epochs")}, kind
+    hp = {k: values[k] for k in ("batch_size", "learning_rate_multiplier", "n_epochs")}
+    return ({"beta": beta, **hp} if kind == "dpo" else hp), kind
 
 
 def _training_input(db, file_id: Optional[str], param: str) -> Optional[str]:

@@ -1,0 +1,82 @@
+"""Preference (DPO) fine-tuning from the client side: launch a job, show a pair, compare answers.
+
+The same calls run on OpenAI and on the local backend; `notebooks/05_preference.ipynb` uses them.
+"""
+from __future__ import annotations
+
+import logging
+import math
+
+import pandas as pd
+
+from ftutils import openai_rules
+
+log = logging.getLogger(__name__)
+LN2 = math.log(2)  # DPO's loss before the model has moved from the reference
+
+
+def launch_dpo(client, training_file: str, validation_file: str | None = None, model: str = "gpt-4.1-nano-2025-04-14",
+               beta="auto", n_epochs="auto", batch_size="auto", learning_rate_multiplier="auto",
+               suffix: str | None = None, seed: int | None = None, metadata: dict | None = None):
+    """Create a DPO job (`method.type` "dpo") on a preference file. Values are checked against
+    OpenAI's rules first, so a mistake raises HyperparameterError before anything is sent."""
+    openai_rules.check(n_epochs, batch_size, learning_rate_multiplier)
+    openai_rules.check_beta(beta)
+    openai_rules.check_suffix(suffix)
+    openai_rules.check_metadata(metadata)
+    method = {"type": "dpo", "dpo": {"hyperparameters": {
+        "beta": beta, "n_epochs": n_epochs, "batch_size": batch_size, "learning_rate_multiplier": learning_rate_multiplier}}}
+    extra = {k: v for k, v in (("validation_file", validation_file), ("suffix", suffix), ("seed", seed),
+                               ("metadata", metadata)) if v is not None}
+    job = client.fine_tuning.jobs.create(model=model, training_file=training_file, method=method, **extra)
+    log.info("launched DPO job %s on %s", job.id, model)
+    return job
+
+
+def prompt_of(pair: dict) -> list[dict]:
+    return (pair.get("input") or {}).get("messages") or []
+
+
+def replies_of(pair: dict) -> tuple[str, str]:
+    """(preferred, non-preferred) reply texts, in either of OpenAI's spellings."""
+    out = []
+    for key in ("preferred_output", "non_preferred_output"):
+        reply = pair.get(key, pair.get(key.replace("output", "completion"))) or [{}]
+        out.append(reply[0].get("content") or "")
+    return out[0], out[1]
+
+
+def pair_table(pair: dict) -> pd.DataFrame:
+    """One preference example as rows: its prompt's messages, then the two replies."""
+    rows = [{"part": f"input: {m.get('role')}", "text": m.get("content")} for m in prompt_of(pair)]
+    preferred, rejected = replies_of(pair)
+    rows += [{"part": "preferred_output", "text": preferred}, {"part": "non_preferred_output", "text": rejected}]
+    return pd.DataFrame(rows, columns=["part", "text"])
+
+
+def compare_answers(client, models: dict[str, str], pairs: list[dict], n: int = 4, max_tokens: int = 48) -> pd.DataFrame:
+    """Each model's answer (temperature 0) to the first `n` pairs' prompts, beside the
+    preferred and non-preferred replies. `models` maps a column name to a model id."""
+    rows = []
+    for pair in pairs[:n]:
+        prompt = prompt_of(pair)
+        preferred, rejected = replies_of(pair)
+        row = {"user": next((m["content"] for m in reversed(prompt) if m.get("role") == "user"), ""),
+               "preferred": preferred, "non_preferred": rejected}
+        for name, model in models.items():
+            reply = client.chat.completions.create(model=model, messages=prompt, temperature=0, max_tokens=max_tokens)
+            row[name] = (reply.choices[0].message.content or "").strip()
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["user", "preferred", "non_preferred", *models])
+
+
+def loss_summary(history: pd.DataFrame) -> dict:
+    """First and last training loss, the best validation loss, and how far the first is from ln 2."""
+    train = history["train_loss"].dropna() if "train_loss" in history else pd.Series(dtype=float)
+    valid = history["full_valid_loss"].dropna() if "full_valid_loss" in history else pd.Series(dtype=float)
+    out = {"first_train_loss": float(train.iloc[0]) if len(train) else None,
+           "last_train_loss": float(train.iloc[-1]) if len(train) else None,
+           "best_full_valid_loss": float(valid.min()) if len(valid) else None, "ln2": LN2}
+    if out["first_train_loss"] is not None:
+        out["first_minus_ln2"] = out["first_train_loss"] - LN2
+    return out
