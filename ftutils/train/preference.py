@@ -80,3 +80,12 @@ def loss_summary(history: pd.DataFrame) -> dict:
     if out["first_train_loss"] is not None:
         out["first_minus_ln2"] = out["first_train_loss"] - LN2
     return out
+
+
+def last_metrics(client, job_id: str) -> dict:
+    """The data of the job's latest metrics event: every metric the service reported, DPO's
+    own (`train_reward_accuracy`, `train_reward_margin` locally) included."""
+    from ftutils.train.metrics import list_all_events
+
+    records = [e.data for e in list_all_events(client, job_id) if getattr(e, "type", None) == "metrics" and e.data]
+    return max(records, key=lambda d: d.get("step", 0)) if records else {}
