@@ -246,7 +246,7 @@ class NotebookPage:
         Found through the notebook's model: an editor off screen need not render its text."""
         found = [c["index"] for c in self.state()["cells"] if code in c["source"]]
         assert len(found) == 1, f"{len(found)} cells contain {code!r}"
-        return self.page.locator(".jp-Notebook .jp-Cell").nth(found[0]).locator(".jp-OutputArea")
+        return self.page.locator(".jp-Notebook .jp-Cell").nth(found[0]).locator(".jp-Cell-outputArea")
 
     def images_loaded(self, locator) -> list[int]:
         """Natural widths of the images under `locator` (0: broken or not loaded)."""
