@@ -3,14 +3,16 @@
 None of them changes what is computed beyond float rounding: batches are grouped by
 length (little padding), matmuls run under bf16 autocast where the CPU has bf16 units,
 frozen weights are cast to bf16 once instead of on every pass, short chats use matmul
-attention, and the vocabulary projection runs only on positions that carry a label.
+attention, the vocabulary projection runs only on positions that carry a label, LoRA
+layers that share an input run as one group (`ftutils.local.fused_lora`), and AdamW is
+torch's fused kernel.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from ftutils.local import chatdata
+from ftutils.local import chatdata, fused_lora
 
 MEGABATCH = 50  # batches sorted by length together; HF's LengthGroupedSampler uses 50 too
 MICRO_BATCH_TOKENS = 4096  # padded tokens per forward pass, bounds activation memory
@@ -71,7 +73,11 @@ def labelled_logits(model, ids, mask, labels):
         # The vocabulary projection is a fifth of SmolLM2's compute per token; most
         # positions (the prompt) have no label, so project only those that do.
         hidden = inner.base_model(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
-        return inner.get_output_embeddings()(hidden[:, :-1][keep]), targets[keep]
+        hidden = hidden[:, :-1][keep]
+        head = getattr(inner, "_ftutils_head", None)
+        if head is not None:
+            return F.linear(hidden.to(head.dtype), head), targets[keep]
+        return inner.get_output_embeddings()(hidden), targets[keep]
     logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
     return logits[:, :-1][keep], targets[keep]
 
@@ -86,7 +92,7 @@ def evaluate(model, examples, pad_id, autocast) -> tuple[float, float]:
     return loss / n, correct / n
 
 
-def tune_for_speed(model, bf16: bool, longest: int) -> None:
+def tune_for_speed(model, bf16: bool, longest: int, fuse: bool = True) -> None:
     """The same computation, arranged to take less time on a CPU."""
     inner = model.get_base_model()
     if model.device.type == "cpu" and longest <= EAGER_ATTENTION_MAX:
@@ -102,6 +108,23 @@ def tune_for_speed(model, bf16: bool, longest: int) -> None:
         for module in inner.modules():
             if isinstance(module, torch.nn.Linear) and not module.weight.requires_grad and module.weight is not tied:
                 module.weight.data = module.weight.data.to(torch.bfloat16)
+        if inner.get_output_embeddings().weight is tied:
+            # The tied output layer gets a frozen bf16 copy of its own, for the labelled
+            # positions (autocast would cast its 28M weights again on every pass).
+            inner._ftutils_head = tied.detach().to(torch.bfloat16)
+    if fuse:
+        fused_lora.fuse(model, bf16)
+
+
+def adamw(params, lr: float) -> torch.optim.AdamW:
+    """AdamW without weight decay, as one fused kernel over all LoRA tensors where torch has it.
+
+    The default on a CPU loops over the ~400 LoRA tensors one elementwise op at a time
+    (~10 ops each per step), which costs as much as a batch-1 forward pass."""
+    try:
+        return torch.optim.AdamW(params, lr=lr, weight_decay=0.0, fused=True)
+    except (RuntimeError, ValueError):  # a device or dtype without the fused kernel
+        return torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
 
 
 def want_bf16(setting, device: torch.device) -> bool:

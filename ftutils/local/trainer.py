@@ -175,7 +175,7 @@ def _train(config: TrainConfig, sink: TrainSink) -> TrainResult:
     total_steps = steps_per_epoch * config.n_epochs
     model = _with_lora(model, config)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.base_learning_rate * config.learning_rate_multiplier, weight_decay=0.0)
+    optimizer = steps.adamw(params, config.base_learning_rate * config.learning_rate_multiplier)
     warmup = max(1, round(WARMUP_FRACTION * total_steps))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: (s + 1) / warmup if s < warmup else max(0.0, (total_steps - s) / (total_steps - warmup)))
@@ -221,7 +221,7 @@ def _train(config: TrainConfig, sink: TrainSink) -> TrainResult:
             optimizer.zero_grad(set_to_none=True)
             with autocast():
                 metrics = _batch_metrics(model, batch, pad_id, config)
-            torch.nn.utils.clip_grad_norm_(params, GRAD_CLIP)
+            torch.nn.utils.clip_grad_norm_(params, GRAD_CLIP, foreach=True)
             optimizer.step()
             scheduler.step()
             state["step"] += 1
