@@ -352,6 +352,14 @@ def _time_left(seconds: float) -> str:
     return f"about {minutes} min left"
 
 
+def checkpoints_table(df: pd.DataFrame):
+    """A job's checkpoints (jobs.checkpoints) as the monitor shows them, for a notebook cell:
+    what to call and the losses there, one line each."""
+    from IPython.display import HTML
+
+    return HTML(checkpoints_html(df)) if len(df) else "no checkpoints"
+
+
 def checkpoints_html(df: pd.DataFrame) -> str:
     """Checkpoints as a compact table: losses to 3 decimals, model ids on one line; the
     widget scrolls it sideways rather than letting it run off the notebook."""

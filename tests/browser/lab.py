@@ -241,6 +241,25 @@ class NotebookPage:
         return [phrase for phrase in ("Error displaying widget", "Loading widget", "Failed to load model class")
                 if phrase in text]
 
+    def layout_problems(self, min_scale: float = 0.8) -> list[str]:
+        """What a person would have to scroll sideways or squint at: an output wider than its
+        box that does not scroll inside it, and an image shown below `min_scale` of its size."""
+        return self.page.evaluate("""(minScale) => {
+          const found = [];
+          const panel = window.jupyterapp.shell.currentWidget.node.querySelector('.jp-WindowedPanel-outer');
+          if (panel.scrollWidth > panel.clientWidth + 1) found.push('the notebook scrolls sideways');
+          for (const o of document.querySelectorAll('.jp-Notebook .jp-OutputArea-output')) {
+            const scrolls = ['auto', 'scroll'].includes(getComputedStyle(o).overflowX);
+            if (o.scrollWidth > o.clientWidth + 1 && !scrolls)
+              found.push('runs off its box: ' + o.innerText.slice(0, 60).replace(/\\s+/g, ' '));
+          }
+          for (const img of document.querySelectorAll('.jp-Notebook .jp-OutputArea-output img')) {
+            if (img.naturalWidth && img.clientWidth < minScale * img.naturalWidth)
+              found.push(`image ${img.naturalWidth}px shown at ${img.clientWidth}px`);
+          }
+          return found;
+        }""", min_scale)
+
     def output_of(self, code: str):
         """The output area of the one code cell whose source contains `code` (a locator).
         Found through the notebook's model: an editor off screen need not render its text."""

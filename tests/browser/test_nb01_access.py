@@ -23,4 +23,5 @@ def test_connection_and_models(chain, open_notebook, screenshots):
     assert "OK:" in text
     assert "tiny-smollm2" in text
     assert nb.widget_problems() == []
+    assert nb.layout_problems() == []
     assert nb.console_errors == []

@@ -56,4 +56,5 @@ def test_dataset_browser_and_figures(chain, open_notebook, screenshots):
         widths = nb.images_loaded(nb.output_of(code))
         assert widths and all(w > 300 for w in widths), (code, widths)
     assert nb.widget_problems() == []
+    assert nb.layout_problems() == []
     assert nb.console_errors == []

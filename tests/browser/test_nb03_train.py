@@ -91,4 +91,5 @@ def test_monitor_live_and_cancel(chain, open_notebook, screenshots, local_server
     # The notebook's own figures and tables after the job.
     assert all(w > 300 for w in nb.images_loaded(nb.output_of("as_image(loss_curves(")))
     assert nb.widget_problems() == []
+    assert nb.layout_problems() == []
     assert nb.console_errors == []

@@ -49,4 +49,5 @@ def test_confusion_errors_and_plots(chain, open_notebook, screenshots):
     widths = nb.images_loaded(nb.page.locator(".jp-Notebook"))
     assert len(widths) >= 3 and all(w > 300 for w in widths), widths
     assert nb.widget_problems() == []
+    assert nb.layout_problems() == []
     assert nb.console_errors == []
