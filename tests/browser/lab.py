@@ -95,6 +95,10 @@ class Lab:
         dirs = {name: self.home / name for name in ("config", "runtime", "settings", "workspaces", "data")}
         for path in dirs.values():
             path.mkdir(parents=True, exist_ok=True)
+        # Nothing the notebooks use: no language-server scan, no terminals (a quicker start).
+        (dirs["config"] / "jupyter_server_config.json").write_text(json.dumps(
+            {"ServerApp": {"jpserver_extensions": {"jupyter_lsp": False, "jupyter_server_terminals": False},
+                           "terminals_enabled": False}}))
         for rel, values in LAB_SETTINGS.items():
             path = dirs["settings"] / rel
             path.parent.mkdir(parents=True, exist_ok=True)
