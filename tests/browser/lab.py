@@ -95,10 +95,9 @@ class Lab:
         dirs = {name: self.home / name for name in ("config", "runtime", "settings", "workspaces", "data")}
         for path in dirs.values():
             path.mkdir(parents=True, exist_ok=True)
-        # Nothing the notebooks use: no language-server scan, no terminals (a quicker start).
+        # No terminals: the notebooks do not use them. (jupyter_lsp stays: the page asks it for its status.)
         (dirs["config"] / "jupyter_server_config.json").write_text(json.dumps(
-            {"ServerApp": {"jpserver_extensions": {"jupyter_lsp": False, "jupyter_server_terminals": False},
-                           "terminals_enabled": False}}))
+            {"ServerApp": {"jpserver_extensions": {"jupyter_server_terminals": False}, "terminals_enabled": False}}))
         for rel, values in LAB_SETTINGS.items():
             path = dirs["settings"] / rel
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -179,7 +178,8 @@ class NotebookPage:
         self.lab, self.name = lab, name
         self.page = browser.new_page(viewport={"width": width, "height": height})
         self.console_errors: list[str] = []
-        self.page.on("console", lambda m: m.type == "error" and self.console_errors.append(m.text))
+        self.page.on("console", lambda m: m.type == "error" and self.console_errors.append(
+            f"{m.text} ({m.location.get('url', '')})"))
         self.page.on("pageerror", lambda e: self.console_errors.append(f"page error: {e}"))
 
     def open(self, timeout: float = 60) -> "NotebookPage":
