@@ -210,7 +210,7 @@ def test_pause_and_resume(api, tmp_path):
     assert job.status == "succeeded", job.error
     messages = [e.message for e in all_events(api, job.id)]
     assert f"Resumed from step {at}" in " ".join(messages)
-    rows = list(csv.DictReader(io.StringIO(api.files.content(job.result_files[0]).text)))
+    rows = list(csv.DictReader(io.StringIO(base64.b64decode(api.files.content(job.result_files[0]).read()).decode())))
     assert [int(r["step"]) for r in rows] == list(range(1, 49))  # no step lost or repeated
     assert len(api.fine_tuning.jobs.checkpoints.list(job.id).data) == 3  # only the last three are kept
 
