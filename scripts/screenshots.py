@@ -57,6 +57,7 @@ def main(argv=None) -> int:
     images, pages = Path(args.images), Path(args.pages)
 
     os.environ.update(FTUTILS_BACKEND="local", FTUTILS_INTERACTIVE="1")
+    os.environ.setdefault("FTUTILS_KEEP_CHECKPOINTS", "all")  # as `ftutils run` has it (a server started here)
     os.environ.pop("MPLBACKEND", None)  # a person's kernel draws with the inline backend
     from ftutils.train.connect import connect
     from ftutils.train.runs import project_path

@@ -76,7 +76,8 @@ class CellProgress:
             if job is None or job.created_at < self.started - 1 or job.status in ("succeeded", "failed", "cancelled"):
                 return None
             text = f"{job.id} {job.status}"
-            for event in self.client.fine_tuning.jobs.list_events(job.id, limit=20):
+            # The newest page only (newest first): iterating the list would page through them all.
+            for event in self.client.fine_tuning.jobs.list_events(job.id, limit=20).data:
                 data = event.data if isinstance(event.data, dict) else {}
                 if event.type == "metrics" and data.get("step"):
                     text += f", step {data['step']}/{data.get('total_steps', '?')}"
