@@ -34,7 +34,7 @@ def test_evaluate_tiny(notebook_run, monkeypatch):
 
     evaluation = json.loads((run_dir / "evaluation.json").read_text())
     assert [c["name"] for c in evaluation["candidates"]] == values["candidates"]
-    assert evaluation["candidates"][1]["model"] == manifest["fine_tuned_model"]
+    assert evaluation["candidates"][values["candidates"].index("fine-tuned")]["model"] == manifest["fine_tuned_model"]
     assert {c["name"]: c["metrics"]["accuracy"] for c in evaluation["candidates"]} == values["accuracy"]
     assert all(len(p) == test_items for p in evaluation["predictions"].values())
     assert evaluation["next_run"] == values["next_run"]
