@@ -8,11 +8,16 @@ measured in the same round, so load from other processes hits both sides alike.
   reference  fp32, random padded batches, HF's own loss (full-vocabulary logits)
   +bf16      the reference under bf16 autocast
   +grouped   the reference with our length-grouped batches
-  ours       ftutils.local.trainer.train (grouped, bf16 where native, head on labels only)
+  ours       ftutils.local.trainer.train (grouped, bf16 where native, head on labels only,
+             LoRA layers grouped per input with a hand-written backward, fused AdamW)
   trl        TRL's SFTTrainer with its defaults (and use_cpu=True), when `trl` is installed
              (`pip install -e .[bench]`); it is not a dependency of ftutils
 
-Target: ours >= 1.5x reference and >= 1.5x TRL's defaults. `--job` instead times a 60-example, 3-epoch job on
+Target (issue #9): ours >= 3x reference and >= 3x TRL's defaults, in the same run.
+Measured on 2026-12-01, Intel Xeon (family 6 model 207, AMX/avx512_bf16, 2 vCPUs shared
+with other jobs at load ~13), `--rounds 2 --examples 100`: ours 4.77x / 7.59x the
+reference and 4.3x / 6.6x TRL's defaults in rounds 1 / 2 (before the grouped LoRA layers
+and fused AdamW, under the same load: 2.58x the reference, 3.06x TRL). `--job` instead times a 60-example, 3-epoch job on
 SmolLM2 with OpenAI's auto hyperparameters end to end (the support-ticket sample data)
 and reports held-out accuracy before and after.
 
@@ -200,7 +205,7 @@ def throughput(args):
     print("mean ratio to reference: " + ", ".join(f"{n} {statistics.mean(r):.2f}x" for n, r in ratios.items()))
     if "trl" in ratios:
         ours_vs_trl = statistics.mean(o / t for o, t in zip(ratios["ours"], ratios["trl"]))
-        print(f"ours vs TRL's defaults: {ours_vs_trl:.2f}x (target >= 1.5x)")
+        print(f"ours vs TRL's defaults: {ours_vs_trl:.2f}x (target >= 3x)")
 
 
 def job(args):
