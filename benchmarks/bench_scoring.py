@@ -18,6 +18,9 @@ Measured 2026-11-27 on the shared 2-core machine (200 items unless noted):
   SmolLM2 base, budget 20:  5.20x total (4.99x median), accuracy 0.220 vs 0.080, macro F1 0.110 vs 0.113
   SmolLM2 base, budget 5 (60 items): 1.90x, accuracy 0.233 vs 0.033
   SmolLM2 fine-tuned 2 epochs on 157 tickets: 1.84x, accuracy 0.905 vs 0.900, macro F1 0.877 vs 0.861
+  2026-12-01, batching engine + system-prompt KV cache: the same fine-tune (on the retired tickets), scored on
+  200 CLINC items it never learned: 2.51x total (2.60x median; score 227 ms, generate 592 ms/item,
+  4.3 tokens/item). Not comparable in accuracy; re-run with --fine-tune-epochs 2 for the canonical number.
 A scoring request is one prefill (~170-290 ms here, growing with the prompt); each generated
 token adds a decode step (~55-60 ms). The speed-up is therefore about 1 + (k - 1) * decode /
 prefill for k generated tokens: >= 5x when a model rambles to the budget, ~2x when a
