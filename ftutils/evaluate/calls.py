@@ -58,7 +58,9 @@ def with_retries(call: Callable[[], object], policy: RetryPolicy | None = None,
 
 
 def default_concurrency(backend: str | None) -> int:
-    return 1 if backend == "local" else 8
+    """Requests in flight at once. OpenAI serves them in parallel; the local engine batches
+    concurrent requests into shared forward passes (local/batching.py), so it gains too."""
+    return 8
 
 
 def run_all(fn: Callable[[object], object], items: Iterable, concurrency: int = 1) -> list:
