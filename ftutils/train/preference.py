@@ -1,11 +1,12 @@
 """Preference (DPO) fine-tuning from the client side: launch a job, show a pair, compare answers.
 
-The same calls run on OpenAI and on the local backend; `notebooks/05_preference.ipynb` uses them.
+The same calls run on OpenAI and on the local backend; `notebooks/06_preference.ipynb` uses them.
 """
 from __future__ import annotations
 
 import logging
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 
@@ -13,6 +14,10 @@ from ftutils import openai_rules
 
 log = logging.getLogger(__name__)
 LN2 = math.log(2)  # DPO's loss before the model has moved from the reference
+# Answers asked at once: the local engine batches concurrent requests on a model into shared
+# forward passes (ftutils.local.batching), so 4 prompts cost about what one does; OpenAI
+# serves them in parallel. Its default rate limits are far above this.
+CONCURRENT_REQUESTS = 16
 
 
 def launch_dpo(client, training_file: str, validation_file: str | None = None, model: str = "gpt-4.1-nano-2025-04-14",
@@ -54,20 +59,42 @@ def pair_table(pair: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["part", "text"])
 
 
-def compare_answers(client, models: dict[str, str], pairs: list[dict], n: int = 4, max_tokens: int = 48) -> pd.DataFrame:
-    """Each model's answer (temperature 0) to the first `n` pairs' prompts, beside the
-    preferred and non-preferred replies. `models` maps a column name to a model id."""
-    rows = []
-    for pair in pairs[:n]:
-        prompt = prompt_of(pair)
-        preferred, rejected = replies_of(pair)
-        row = {"user": next((m["content"] for m in reversed(prompt) if m.get("role") == "user"), ""),
-               "preferred": preferred, "non_preferred": rejected}
-        for name, model in models.items():
-            reply = client.chat.completions.create(model=model, messages=prompt, temperature=0, max_tokens=max_tokens)
-            row[name] = (reply.choices[0].message.content or "").strip()
-        rows.append(row)
-    return pd.DataFrame(rows, columns=["user", "preferred", "non_preferred", *models])
+def user_text(pair: dict) -> str:
+    """The last user message of the pair's prompt: what the comparison tables show."""
+    return next((m["content"] for m in reversed(prompt_of(pair)) if m.get("role") == "user"), "")
+
+
+def answers(client, model: str, pairs: list[dict], max_tokens: int = 48) -> list[str]:
+    """The model's answer (temperature 0) to each pair's prompt, the requests sent concurrently."""
+    return _ask(client, [(model, pair) for pair in pairs], max_tokens)
+
+
+def compare_answers(client, models: dict[str, str], pairs: list[dict], n: int | None = None,
+                    max_tokens: int = 48) -> pd.DataFrame:
+    """Each model's answer (temperature 0) to the first `n` pairs' prompts (all by default),
+    beside the preferred and non-preferred replies. `models` maps a column name to a model
+    id. Every request goes at once; add a later model's column with `answers`."""
+    pairs = pairs[:n]
+    replies = iter(_ask(client, [(model, pair) for model in models.values() for pair in pairs], max_tokens))
+    table = pd.DataFrame({"user": [user_text(p) for p in pairs],
+                          "preferred": [replies_of(p)[0] for p in pairs],
+                          "non_preferred": [replies_of(p)[1] for p in pairs]})
+    for name in models:
+        table[name] = [next(replies) for _ in pairs]
+    return table
+
+
+def _ask(client, requests: list[tuple[str, dict]], max_tokens: int) -> list[str]:
+    def one(request):
+        model, pair = request
+        reply = client.chat.completions.create(model=model, messages=prompt_of(pair), temperature=0,
+                                               max_tokens=max_tokens)
+        return (reply.choices[0].message.content or "").strip()
+
+    if not requests:
+        return []
+    with ThreadPoolExecutor(max_workers=min(CONCURRENT_REQUESTS, len(requests))) as pool:
+        return list(pool.map(one, requests))  # in the requests' order; the first error raises here
 
 
 def loss_summary(history: pd.DataFrame) -> dict:

@@ -26,6 +26,9 @@ TINY = {
 # second run whatever the tiny model's evaluation proposes.
 TINY["05_iterate"] = {"extra_params": {**TINY["02_prepare"], **TINY["03_train"], **TINY["04_evaluate"]},
                       "changes": {"train_out_of_scope": True}, "bootstrap_samples": 200}
+# 06 stands alone (its own pairs, no earlier notebook's files): a few pairs, short answers.
+TINY["06_preference"] = {"base_model": "tiny-smollm2", "n_pairs": 12, "n_validation": 2, "n_epochs": 2,
+                         "batch_size": 5, "max_tokens": 8}  # OpenAI's minimum: 10 training pairs
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +42,7 @@ def notebook_run(local_server, tmp_path_factory):
     done: dict[str, dict] = {}
 
     def run(name: str, **params) -> dict:
-        for earlier in ORDER[: ORDER.index(name)]:
+        for earlier in ORDER[: ORDER.index(name)] if name in ORDER else []:  # 06 needs none
             if earlier not in done:
                 run(earlier)
         if name not in done or params:

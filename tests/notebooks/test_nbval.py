@@ -19,11 +19,13 @@ from papermill.parameterize import parameterize_notebook
 from tests.conftest import ROOT
 from tests.notebooks.conftest import ORDER, TINY
 
+NBVAL = ORDER + ["06_preference"]  # 06 stands alone; it runs after the chain
+
 
 def test_committed_notebooks_reproduce_checked_outputs(local_server, tmp_path):
     run_dir = tmp_path / "run"
     prepared = []
-    for name in ORDER:
+    for name in NBVAL:
         nb = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
         checked = [c for c in nb.cells if c.cell_type == "code" and c.source.lstrip().startswith("# NBVAL_CHECK_OUTPUT")]
         assert all(c.get("outputs") for c in checked), f"{name}: a checked cell has no committed output"
