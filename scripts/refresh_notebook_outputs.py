@@ -2,8 +2,8 @@
 
 Maintainers run this by hand after a seeded run on the local backend, so a reader on GitHub
 sees real tables and plots. Only outputs travel: sources stay as committed (papermill's
-injected-parameters cell is dropped), and papermill metadata, widget state and timings are
-stripped. Refuses if an output holds a machine path or something that looks like a key.
+injected-parameters cell is dropped), and papermill metadata, widget state, timings and
+libraries' warnings on stderr (which name machine paths) are stripped. Refuses if an output holds a machine path or something that looks like a key.
 
     .venv/bin/python scripts/refresh_notebook_outputs.py [runs/demo]
 """
@@ -20,6 +20,16 @@ SUSPICIOUS = [re.compile(r"sk-[A-Za-z0-9_-]{16,}"), re.compile(re.escape(str(Pat
               re.compile(re.escape(str(ROOT)))]
 
 
+LIBRARY_WARNING = re.compile(r"^\S+\.py:\d+: \w*Warning: .*\n(  .*\n?)*$")
+
+
+def _library_warning(output) -> bool:
+    """A library's warning on stderr (`path/to/module.py:123: FutureWarning: ...` and its source line):
+    noise for a reader, and it names a machine path."""
+    return (output.get("output_type") == "stream" and output.get("name") == "stderr"
+            and bool(LIBRARY_WARNING.match(output.get("text", ""))))
+
+
 def refresh(source: Path, executed: Path) -> None:
     src = nbformat.read(source, as_version=4)
     run = nbformat.read(executed, as_version=4)
@@ -29,8 +39,11 @@ def refresh(source: Path, executed: Path) -> None:
     for cell, done in zip(src.cells, run_cells):
         if cell.cell_type != "code":
             continue
-        cell.outputs = [o for o in done.outputs if o.get("output_type") != "display_data"
-                        or "application/vnd.jupyter.widget-view+json" not in o.get("data", {})]
+        cell.outputs = [o for o in done.outputs if (o.get("output_type") != "display_data"
+                        or "application/vnd.jupyter.widget-view+json" not in o.get("data", {})) and not _library_warning(o)]
+        for o in cell.outputs:  # the repository's own path, as a runner prints it, reads as relative
+            if o.get("output_type") == "stream":
+                o["text"] = o["text"].replace(f"{ROOT}/", "")
         cell.execution_count = done.execution_count
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)

@@ -133,7 +133,7 @@ def run_notebooks(root: Path, nb_dir: Path, run_dir: Path, names: list[str], ext
         # Long cells report themselves, with the training job's step and loss (`client`).
         progress.execute(src, out_dir / f"{name}.ipynb", params, root, f"{run_dir.name}/{name}", client=client)
         print(f"[{run_dir.name}/{name}] done in {time.monotonic() - started:.0f}s", flush=True)
-    print(f"results: {root / run_dir}/ (run.json, evaluation.json, report.md, notebooks/)")
+    print(f"results: {run_dir}/ (run.json, evaluation.json, report.md, notebooks/)")  # relative: no machine path
 
 
 if __name__ == "__main__":
