@@ -2,15 +2,12 @@
 requests share forward passes and get the answers they would get alone."""
 from __future__ import annotations
 
-import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from ftutils.local.inference import InferenceEngine
-from ftutils.local.trainer import TrainConfig, train
-from tests.local.sinks import RecordingSink
 
 TINY = "tiny-smollm2"
 SYSTEM = {"role": "system", "content": "Classify the support ticket into one word: billing, account, bug or shipping. "
@@ -86,18 +83,6 @@ def test_streams_interleave_and_match_whole_answers(engine):
     next(stream)
     stream.close()
     assert engine.generate(TINY, None, ITEMS[0], temperature=0, max_tokens=10).choices[0].text == whole[0]
-
-
-@pytest.fixture(scope="module")
-def adapter(ml_data_dir, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("batched-yes")
-    rows = [{"messages": [{"role": "user", "content": f"Is {i * 7 % 97} a number?"},
-                          {"role": "assistant", "content": "yes"}]} for i in range(20)]
-    (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    result = train(TrainConfig(base_model=TINY, data_dir=ml_data_dir, train_file=folder / "train.jsonl",
-                               output_dir=folder / "job", n_epochs=3, batch_size=4, learning_rate_multiplier=10.0,
-                               seed=0), RecordingSink())
-    return result.adapter_dir
 
 
 def test_fine_tunes_and_base_batch_per_model_with_the_lru(ml_data_dir, adapter):

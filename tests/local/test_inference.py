@@ -1,31 +1,15 @@
 """Sampling from the tiny model and a LoRA fine-tune of it."""
 from __future__ import annotations
 
-import json
 import threading
 
 import pytest
 
 from ftutils.local import base_models, inference
 from ftutils.local.inference import InferenceEngine, InferenceError
-from ftutils.local.trainer import TrainConfig, train
-from tests.local.sinks import RecordingSink
 
 TINY = "tiny-smollm2"
 ASK = [{"role": "user", "content": "Is 5 a number?"}]
-
-
-@pytest.fixture(scope="module")
-def adapter(ml_data_dir, tmp_path_factory):
-    """A fine-tune that learned to answer every question with "yes" and stop."""
-    folder = tmp_path_factory.mktemp("yes")
-    rows = [{"messages": [{"role": "user", "content": f"Is {i * 7 % 97} a number?"},
-                          {"role": "assistant", "content": "yes"}]} for i in range(20)]
-    (folder / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    result = train(TrainConfig(base_model=TINY, data_dir=ml_data_dir, train_file=folder / "train.jsonl",
-                               output_dir=folder / "job", n_epochs=3, batch_size=4, learning_rate_multiplier=10.0,
-                               seed=0), RecordingSink())
-    return result.adapter_dir
 
 
 @pytest.fixture(scope="module")
