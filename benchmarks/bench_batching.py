@@ -20,8 +20,6 @@ token per row, where a batch of 16 costs little more than one row.
 from __future__ import annotations
 
 import argparse
-import csv
-import random
 import subprocess
 import sys
 import tempfile
@@ -37,17 +35,11 @@ sys.path.insert(0, str(ROOT))
 
 from ftutils.local.process import spawn  # noqa: E402
 
-KEY = "bench-key-not-a-secret"
-SYSTEM = ("Classify the banking message into exactly one intent: account_blocked, card_declined, damaged_card, "
-          "freeze_account, new_card, out_of_scope, replacement_card_duration, report_fraud or report_lost_card. "
-          "Answer with the intent only.")
+from clinc import KEY, chats  # noqa: E402  (benchmarks/ is the script's folder)
 
 
 def items(n: int) -> list[list[dict]]:
-    with open(ROOT / "data" / "samples" / "clinc150_subset.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    random.Random(0).shuffle(rows)
-    return [[{"role": "system", "content": SYSTEM}, {"role": "user", "content": r["text"]}] for r in rows[:n]]
+    return [c["messages"][:-1] for c in chats(0)[:n]]
 
 
 def score(client, model, messages, max_tokens=1):

@@ -30,9 +30,7 @@ where generation fails to name a label at all.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import random
 import statistics
 import subprocess
 import sys
@@ -50,10 +48,7 @@ from ftutils.local.process import spawn  # noqa: E402
 from ftutils.evaluate.classify import AMBIGUOUS_SHARE, classify_generate, classify_score  # noqa: E402
 from ftutils.evaluate.scores import classification_metrics  # noqa: E402
 
-KEY = "bench-key-not-a-secret"
-SYSTEM = ("Classify the banking message into exactly one intent: account_blocked, card_declined, damaged_card, "
-          "freeze_account, new_card, out_of_scope, replacement_card_duration, report_fraud or report_lost_card. "
-          "Answer with the intent only.")
+from clinc import KEY, chats  # noqa: E402  (benchmarks/ is the script's folder)
 
 
 def start(data_dir: Path) -> tuple[subprocess.Popen, str]:
@@ -62,13 +57,8 @@ def start(data_dir: Path) -> tuple[subprocess.Popen, str]:
 
 
 def tickets(n_test: int, seed: int = 0):
-    with open(ROOT / "data" / "samples" / "clinc150_subset.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    random.Random(seed).shuffle(rows)
-    chats = [{"id": r["id"], "label": r["label"], "messages": [
-        {"role": "system", "content": SYSTEM}, {"role": "user", "content": r["text"]},
-        {"role": "assistant", "content": r["label"]}]} for r in rows]
-    return chats[n_test:], [split_example(c, i) for i, c in enumerate(chats[:n_test], 1)]
+    examples = chats(seed)
+    return examples[n_test:], [split_example(c, i) for i, c in enumerate(examples[:n_test], 1)]
 
 
 def fine_tune(client, model: str, train: list[dict], epochs: int, data_dir: Path) -> str:
