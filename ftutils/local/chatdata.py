@@ -139,3 +139,11 @@ def read_jsonl(path) -> list[dict]:
         elif code != "blank_line":
             raise DataError(f"{code}: {error}", path, line, field or None)
     return rows
+
+
+def warn_dropped(sink, what: str, noun: str, max_length: int, truncated: int, skipped: int, why: str) -> None:
+    """One event each for the items of a file cut at `max_length` and those skipped (`why`)."""
+    if truncated:
+        sink.on_message("warn", f"{truncated} {what} {noun} are longer than {max_length} tokens and were truncated.")
+    if skipped:
+        sink.on_message("warn", f"{skipped} {what} {noun} {why} and were skipped.")

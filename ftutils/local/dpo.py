@@ -80,11 +80,8 @@ def load_pairs(path, tokenizer, config, sink, what: str) -> list[Pair]:
             continue
         truncated += pair.truncated
         pairs.append(pair)
-    if truncated:
-        sink.on_message("warn", f"{truncated} {what} pairs are longer than {max_length} tokens and were truncated.")
-    if skipped:
-        sink.on_message("warn", f"{skipped} {what} pairs have a reply with no tokens left after truncation and "
-                                f"were skipped.")
+    chatdata.warn_dropped(sink, what, "pairs", max_length, truncated, skipped,
+                          "have a reply with no tokens left after truncation")
     return pairs
 
 

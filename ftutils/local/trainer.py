@@ -277,11 +277,8 @@ def _load_examples(path, tokenizer, config, sink, what) -> list[chatdata.Encoded
             continue
         truncated += example.truncated
         encoded.append(example)
-    if truncated:
-        sink.on_message("warn", f"{truncated} {what} examples are longer than {config.max_length} tokens and were truncated.")
-    if empty:
-        sink.on_message("warn", f"{empty} {what} examples have no assistant message with weight 1 (left after "
-                                f"truncation) and were skipped.")
+    chatdata.warn_dropped(sink, what, "examples", config.max_length, truncated, empty,
+                          "have no assistant message with weight 1 (left after truncation)")
     if with_tools:
         sink.on_message("warn", f"{with_tools} {what} examples define tools; local models have no tool format, so "
                                 f"tool definitions are ignored and tool calls are trained as JSON text.")
