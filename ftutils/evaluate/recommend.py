@@ -70,7 +70,7 @@ def _checkpoint(evaluation: dict, manifest: dict | None) -> list[Recommendation]
     # Validation loss (03's pick) and test macro F1 can disagree; saying so beats picking silently.
     agree = ("" if diag_step is None else
              f" 03's diagnosis picked step {diag_step} by validation loss"
-             f"{', the same' if diag_step == best.get('step') else '; the test metric is the one that counts'}.")
+             f"{', the same' if diag_step == best.get('step') else '; the two disagree, and the next run takes its epochs from validation, since choosing by the test set would make its score optimistic'}.")
     if best is final or f_best - f_final < CHECKPOINT_MARGIN:
         return [Recommendation("checkpoint", f"The final model has the best macro F1 of the fine-tuned models "
                                f"({f_final:.3f} {_ci(final['metrics'].get('macro_f1_ci'))}): keep {final['model']}.{agree}", evidence)]
