@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-NOTEBOOKS = ["01_access", "02_prepare", "03_train", "04_evaluate", "05_iterate"]
+NOTEBOOKS = ["01_access", "02_prepare", "03_train", "04_evaluate", "05_iterate", "06_preference"]
 ONE_RUN = ["02_prepare", "03_train", "04_evaluate"]
 """What a run repeats: 05_iterate itself runs these for its second run, and a sweep or an
 --iterate follow-up runs them alone (05 in each would start runs of its own)."""
@@ -104,7 +104,7 @@ def run(args) -> int:
 
     for name, params in sweep_runs(args.name, args.sweep, extra):
         run_dir = Path("runs") / name
-        names = args.only or ([n for n in NOTEBOOKS if n != "05_iterate"] if args.sweep or args.iterate else NOTEBOOKS)
+        names = args.only or ([n for n in NOTEBOOKS if n not in ("05_iterate", "06_preference")] if args.sweep or args.iterate else NOTEBOOKS)
         run_notebooks(root, nb_dir, run_dir, names, params, client=getattr(connection, "client", None))
         proposal = next_run(root, run_dir) if args.iterate else None
         if args.iterate and proposal is None:
