@@ -114,3 +114,20 @@ def open_notebook(chromium, lab):
     for page in pages:
         page.close()
     lab.close_sessions()
+
+
+@pytest.fixture()
+def run_notebook(chain, open_notebook, screenshots):
+    """`run_notebook(name, timeout)`: the chain's copy of `name` opened, run all to the end,
+    screenshot taken (before any assertion, so a failed run is seen too), no cell error;
+    returns the NotebookPage."""
+    def run(name: str, timeout: float):
+        nb = open_notebook(chain.prepare(name))
+        nb.run_all()
+        state = nb.wait_done(timeout=timeout)
+        nb.screenshot(screenshots / f"{name}.png")
+        assert nb.cell_errors(state) == []
+        chain.done.add(name)
+        return nb
+
+    return run

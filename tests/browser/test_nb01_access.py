@@ -4,13 +4,8 @@ from __future__ import annotations
 from tests.conftest import TEST_KEY
 
 
-def test_connection_and_models(chain, open_notebook, screenshots):
-    nb = open_notebook(chain.prepare("01_access"))
-    nb.run_all()
-    state = nb.wait_done(timeout=60)
-    assert nb.cell_errors(state) == []
-    chain.done.add("01_access")
-    nb.screenshot(screenshots / "01_access.png")
+def test_connection_and_models(run_notebook):
+    nb = run_notebook("01_access", timeout=60)
 
     text = nb.page.inner_text(".jp-Notebook")
     # The connection table: local backend, the key masked to its last four characters only.

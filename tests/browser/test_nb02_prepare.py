@@ -18,13 +18,8 @@ def selected(browser) -> int:
     return int(re.search(r"(\d+) of \d+ examples", browser.inner_text()).group(1))
 
 
-def test_dataset_browser_and_figures(chain, open_notebook, screenshots):
-    nb = open_notebook(chain.prepare("02_prepare"))
-    nb.run_all()
-    state = nb.wait_done(timeout=120)
-    assert nb.cell_errors(state) == []
-    chain.done.add("02_prepare")
-    nb.screenshot(screenshots / "02_prepare.png")
+def test_dataset_browser_and_figures(run_notebook):
+    nb = run_notebook("02_prepare", timeout=120)
 
     browser = nb.output_of("DatasetBrowser(examples")
     first = cards(browser)
