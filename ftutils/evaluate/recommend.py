@@ -129,16 +129,22 @@ def _alternatives(evaluation: dict) -> list[Recommendation]:
     return [rec for other in _by_kind(evaluation, "base", "prompted", "baseline") for rec in _versus(evaluation, other)]
 
 
+def answers_out_of_scope(metrics: dict) -> bool:
+    """Whether the model answered out_of_scope for any item (its confusion-matrix column)."""
+    conf = metrics["confusion"]
+    if OUT_OF_SCOPE not in conf["columns"]:
+        return False
+    column = conf["columns"].index(OUT_OF_SCOPE)
+    return any(row[column] for row in conf["matrix"])
+
+
 def _out_of_scope(evaluation: dict, chosen: dict) -> list[Recommendation]:
     oos = chosen["metrics"].get("out_of_scope")
     if not oos or not oos["forced"]:
         return []
     intents = ", ".join(f"{k} {v}" for k, v in oos["by_intent"].items())
-    conf = chosen["metrics"]["confusion"]
-    column = conf["columns"].index(OUT_OF_SCOPE) if OUT_OF_SCOPE in conf["columns"] else None
     # A model that answers out_of_scope at times has learnt the class, just not well enough.
-    knows = column is not None and any(row[column] for row in conf["matrix"])
-    fix = ("add more, and more varied, out-of-scope messages to training" if knows else
+    fix = ("add more, and more varied, out-of-scope messages to training" if answers_out_of_scope(chosen["metrics"]) else
            f"it never answers {OUT_OF_SCOPE!r}; add out-of-scope messages with that label to the training data "
            "(02_prepare), so the model has an answer for them")
     return [Recommendation("out_of_scope", f"{chosen['name']} forced {oos['forced']} of {oos['n']} out-of-scope messages "
@@ -239,9 +245,7 @@ def next_run(evaluation: dict, manifest: dict | None = None) -> dict:
     final = next(iter(_by_kind(evaluation, "fine_tuned")), None)
     oos = (final or {}).get("metrics", {}).get("out_of_scope")
     if oos and oos["forced"]:
-        conf = final["metrics"]["confusion"]
-        column = conf["columns"].index(OUT_OF_SCOPE) if OUT_OF_SCOPE in conf["columns"] else None
-        if column is None or not any(row[column] for row in conf["matrix"]):
+        if not answers_out_of_scope(final["metrics"]):
             params["train_out_of_scope"] = True
             why.append(f"the fine-tuned model forced {oos['forced']} of {oos['n']} out-of-scope messages into an intent "
                        "and never answers out_of_scope: train on out-of-scope messages too")
