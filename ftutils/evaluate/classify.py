@@ -4,13 +4,15 @@
 exact, then case-insensitive, then a single label contained in the answer, then a close
 spelling; anything else is "unparseable", its own outcome.
 
-`score`: one request per example with max_tokens=1 and the top 20 log-probabilities of the
-first answer token; the label whose first token is most likely wins. The model never gets
-to ramble, so there is nothing to parse, and it costs one output token instead of several.
-It needs labels that start with different tokens. For OpenAI models tiktoken tells us
-before any request; for other models we learn it from the tokens that come back: when the
-most likely label-like token is a prefix of two labels, scoring cannot separate them and
-the model is evaluated by generation instead, with a note saying why.
+`score`: read the labels' probabilities from the answer's log-probabilities (the top 20 at
+each position) instead of parsing text. Where labels start alike ("report_fraud",
+"report_lost_card"), the first token cannot tell them apart, so the answer is asked for a
+few tokens past the longest shared beginning and the labels are scored along it: at each
+position where the greedy answer is still a beginning of several labels, every alternative
+token that leads to exactly one label adds that label's probability (the product of the
+path's token probabilities). Labels with distinct first tokens need one token. An item
+whose answer stops inside a shared beginning, or whose likeliest branch is a shared one it
+did not follow, cannot be scored and is answered by generation instead, with a note.
 """
 from __future__ import annotations
 
@@ -27,7 +29,6 @@ from ftutils.evaluate.candidates import TestExample
 
 TOP_LOGPROBS = 20
 FUZZY_CUTOFF = 0.8
-AMBIGUOUS_SHARE = 0.05  # more ambiguous first tokens than this and scoring is not trusted
 
 
 @dataclass
@@ -95,46 +96,76 @@ def normalize_answer(answer: str | None, labels: list[str]) -> tuple[str | None,
     return None, "unparseable"
 
 
-def _key(token: str) -> str:
-    # Byte-level BPE vocabularies mark a leading space with Ġ (GPT-2) or ▁ (SentencePiece).
-    return token.replace("Ġ", " ").replace("▁", " ").strip().casefold()
+def _norm(text: str) -> str:
+    # Byte-level BPE vocabularies mark a leading space with Ġ (GPT-2) or ▁ (SentencePiece);
+    # "report lost" and "Report-Lost" begin "report_lost_card" as much as "report_lost" does.
+    text = text.replace("Ġ", " ").replace("▁", " ").casefold()
+    return re.sub(r"[\s_-]+", " ", text).lstrip()
 
 
-def label_scores(top: list[tuple[str, float]], labels: list[str]) -> tuple[dict, bool]:
-    """Per label, the log of the summed probability of the returned tokens that begin it and
-    no other label; and whether the most likely label-like token begins several labels."""
-    keys = {lab: lab.casefold() for lab in labels}
+def _owners(text: str, keys: dict) -> list[str]:
+    """The labels an answer beginning `text` may still become (a label the text already
+    completes counts too: "refund." is refund)."""
+    owners = [lab for lab, key in keys.items() if key.startswith(text)]
+    return owners or [lab for lab, key in keys.items() if text.startswith(key)]
+
+
+def label_scores(steps: list[tuple[str, list[tuple[str, float]]]], labels: list[str]) -> tuple[dict, bool]:
+    """Per label, the log of the summed probability of the answer paths that lead to it and
+    no other label; and whether the likeliest label-like path could not be followed.
+
+    `steps` is the answer, position by position: (the token chosen, [(token, logprob)] the top
+    alternatives there, the chosen one among them)."""
+    keys = {lab: _norm(lab) for lab in labels}
     mass: dict[str, list[float]] = {}
-    best_shared, best_unique = -math.inf, -math.inf
-    for token, logprob in top:
-        k = _key(token)
-        if not k:
-            continue
-        owners = [lab for lab in labels if keys[lab].startswith(k)]
-        if len(owners) == 1:
-            mass.setdefault(owners[0], []).append(logprob)
-            best_unique = max(best_unique, logprob)
-        elif len(owners) > 1:
-            best_shared = max(best_shared, logprob)
+    best_lost, best_unique = -math.inf, -math.inf
+    prefix, path = "", 0.0
+    for chosen, top in steps:
+        for token, logprob in top:
+            text = _norm(prefix + token)
+            if not text:
+                continue
+            owners = _owners(text, keys)
+            if len(owners) == 1:
+                mass.setdefault(owners[0], []).append(path + logprob)
+                best_unique = max(best_unique, path + logprob)
+            elif len(owners) > 1 and token != chosen:
+                best_lost = max(best_lost, path + logprob)
+        text = _norm(prefix + chosen)
+        if text and len(_owners(text, keys)) < 2:
+            break  # the answer has chosen its label (or left every label): nothing more to read
+        path += dict(top).get(chosen, 0.0)
+        prefix += chosen
+    else:
+        if prefix.strip():  # the answer stopped (or ran out of tokens) inside a shared beginning
+            best_lost = max(best_lost, path)
     scores = {lab: math.log(sum(math.exp(lp) for lp in lps)) for lab, lps in mass.items()}
-    return scores, best_shared > best_unique
+    return scores, best_lost > best_unique
 
 
-def tiktoken_first_tokens(model: str, labels: list[str]) -> dict | None:
-    """Each label's first token under tiktoken, when tiktoken is this model's own tokenizer."""
+def score_depth(model: str, labels: list[str]) -> int:
+    """Answer tokens to read so that every label is told apart from every other: one past
+    the longest beginning two labels share. Counted with tiktoken when it is the model's
+    tokenizer; otherwise from the shared text, a word or a separator per token, plus one
+    spare (an item whose answer needed more is generated instead)."""
+    keys = sorted(_norm(lab) for lab in labels)
+    shared = max((_common(a, b) for a, b in zip(keys, keys[1:])), key=len, default="")
+    if not shared:
+        return 1
     from ftutils.data.tokens import encoding_for
 
     encoding, approximate = encoding_for(model)
-    if approximate:
-        return None
-    return {lab: encoding.decode(encoding.encode_ordinary(lab)[:1]) for lab in labels}
+    if not approximate:
+        starts = sorted(encoding.encode_ordinary(lab) for lab in labels)
+        return 1 + max(len(_common(a, b)) for a, b in zip(starts, starts[1:]))
+    return 2 + len(re.findall(r"[^\W_]+|[\W_]", shared))
 
 
-def _shared(first_tokens: dict) -> list[str]:
-    by_token: dict[str, list[str]] = {}
-    for lab, tok in first_tokens.items():
-        by_token.setdefault(tok, []).append(lab)
-    return [f"{', '.join(labs)} all start with {tok!r}" for tok, labs in by_token.items() if len(labs) > 1]
+def _common(a, b):
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return a[:n]
 
 
 def _usage(response) -> tuple[int | None, int | None]:
@@ -169,47 +200,53 @@ def classify_generate(client, model: str, examples: list[TestExample], labels: l
 
 
 def classify_score(client, model: str, examples: list[TestExample], labels: list[str], seed: int = 0,
-                   concurrency: int = 1, policy: RetryPolicy | None = None) -> tuple[list[Prediction], int]:
-    """Predictions by first-token log-probability and how many examples were ambiguous."""
+                   concurrency: int = 1, policy: RetryPolicy | None = None,
+                   depth: int | None = None) -> tuple[list[Prediction], list[int]]:
+    """Predictions from the labels' log-probabilities along the answer's first `depth` tokens
+    (`score_depth` when None), and the positions of the examples that could not be scored so."""
+    depth = depth or score_depth(model, labels)
+
     def one(ex: TestExample) -> tuple[Prediction, bool]:
-        response, latency, retries, error = _request(client, policy, ex, model=model, temperature=0, max_tokens=1,
+        response, latency, retries, error = _request(client, policy, ex, model=model, temperature=0, max_tokens=depth,
                                                      seed=seed, logprobs=True, top_logprobs=TOP_LOGPROBS)
         if error:
             return Prediction(ex.id, ex.label, None, error, "error", latency), False
         choice = response.choices[0]
         content = (choice.logprobs.content or []) if choice.logprobs else []
-        top = [(t.token, t.logprob) for t in (content[0].top_logprobs if content else [])]
-        scores, shared = label_scores(top, labels)
+        steps = [(t.token, [(a.token, a.logprob) for a in (t.top_logprobs or [])] or [(t.token, t.logprob)])
+                 for t in content]
+        scores, unresolved = label_scores(steps, labels)
         pred = max(scores, key=scores.get) if scores else None
         return Prediction(ex.id, ex.label, pred, choice.message.content or "", "score" if pred else "no_label_token",
-                          latency, *_usage(response), retries, scores), shared
+                          latency, *_usage(response), retries, scores), unresolved
 
     pairs = run_all(one, examples, concurrency)
-    return [p for p, _ in pairs], sum(shared for _, shared in pairs)
+    return [p for p, _ in pairs], [i for i, (_, unresolved) in enumerate(pairs) if unresolved]
 
 
 def classify(client, model: str, examples: list[TestExample], labels: list[str], method: str = "score",
              backend: str | None = None, concurrency: int | None = None, max_tokens: int = 20, seed: int = 0,
              policy: RetryPolicy | None = None) -> Classification:
-    """Predict a label for every example with `method` ("score" or "generate"), falling back
-    from scoring to generation when the labels' first tokens are not distinct."""
+    """Predict a label for every example with `method` ("score" or "generate"); when scoring,
+    the items it cannot separate are answered by generation (the note says how many)."""
     if method not in ("score", "generate"):
         raise ValueError(f"method must be 'score' or 'generate', got {method!r}")
     concurrency = concurrency or default_concurrency(backend)
-    note = None
-    if method == "score":
-        first = tiktoken_first_tokens(model, labels) if backend != "local" else None
-        shared = _shared(first) if first else []
-        if shared:
-            note = f"scoring impossible under {model}'s tokenizer ({'; '.join(shared)}): used generation"
-        else:
-            predictions, ambiguous = classify_score(client, model, examples, labels, seed, concurrency, policy)
-            if ambiguous <= AMBIGUOUS_SHARE * len(examples):
-                missing = sum(p.how == "no_label_token" for p in predictions)
-                if missing:
-                    note = f"{missing} of {len(examples)} answers had no label's first token among the top {TOP_LOGPROBS}"
-                return Classification(model, "score", predictions, method, note)
-            note = (f"{ambiguous} of {len(examples)} answers began with a token shared by several labels, so "
-                    f"scoring cannot separate them under {model}'s tokenizer: used generation")
-    predictions = classify_generate(client, model, examples, labels, max_tokens, seed, concurrency, policy)
-    return Classification(model, "generate", predictions, method, note)
+    if method == "generate":
+        return Classification(model, "generate", classify_generate(client, model, examples, labels, max_tokens, seed,
+                                                                    concurrency, policy), method)
+    depth = score_depth(model, labels)
+    predictions, unresolved = classify_score(client, model, examples, labels, seed, concurrency, policy, depth)
+    notes = []
+    if unresolved:
+        generated = classify_generate(client, model, [examples[i] for i in unresolved], labels, max_tokens, seed,
+                                      concurrency, policy)
+        for i, p in zip(unresolved, generated):
+            predictions[i] = p
+        notes.append(f"{len(unresolved)} of {len(examples)} answers could not be scored within {depth} token"
+                     f"{'s' if depth > 1 else ''} (a beginning shared by several labels): answered by generation")
+    missing = sum(p.how == "no_label_token" for p in predictions)
+    if missing:
+        notes.append(f"{missing} of {len(examples)} answers had no label's beginning among the top {TOP_LOGPROBS} "
+                     "tokens")
+    return Classification(model, "score", predictions, method, "; ".join(notes) or None)

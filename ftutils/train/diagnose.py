@@ -1,8 +1,10 @@
 """Read a job's loss curves the way a practitioner would and say, in the reader's own
 numbers, whether the model fits: good, overfitting, underfitting, or unusable.
 
-Per-step losses are noisy (one batch each), so curves are smoothed with an exponential
-moving average before any judgement; the numbers quoted are the smoothed ones.
+Per-step losses are noisy (one batch each), so the training curve is smoothed with an
+exponential moving average before any judgement. Validation is read from the whole
+validation file's loss at epoch ends when there are three or more (exact, so not smoothed),
+else from the per-step one-batch sample, smoothed. Every number quoted says which it is.
 """
 from __future__ import annotations
 
@@ -84,13 +86,17 @@ def _best_checkpoint(rows: list[dict], near_step: int | None) -> int | None:
 
 
 def _validation(df: pd.DataFrame):
-    """The validation curve to judge: the full-set loss when measured often enough, else the
-    per-step sample, smoothed."""
-    for column in ("full_valid_loss", "valid_loss"):
-        points = df[["step", column]].dropna()
+    """The validation curve to judge: the loss on the whole validation file (measured at
+    epoch ends; exact, so read as measured) when there are 3 or more such points, else the
+    per-step sample of one batch, smoothed."""
+    points = df[["step", "full_valid_loss"]].dropna() if "full_valid_loss" in df else ()
+    if len(points) >= 3:
+        return points["step"].to_numpy(), points["full_valid_loss"].to_numpy(dtype=float), False
+    if "valid_loss" in df:
+        points = df[["step", "valid_loss"]].dropna()
         if len(points) >= 3:
-            return points["step"].to_numpy(), ema(points[column].to_numpy(), max(2, len(points) // 8))
-    return np.array([]), np.array([])
+            return points["step"].to_numpy(), ema(points["valid_loss"].to_numpy(), max(2, len(points) // 8)), True
+    return np.array([]), np.array([]), True
 
 
 @dataclass
@@ -106,14 +112,16 @@ class Curves:
     n_epochs: int | None
     valid_steps: np.ndarray
     valid: np.ndarray
-    """Smoothed validation loss (empty when measured fewer than 3 times)."""
+    """Validation loss, as `_validation` reads it (empty when measured fewer than 3 times)."""
+    valid_smoothed: bool = True
+    """False when `valid` is the whole-file loss at epoch ends, as measured."""
 
     @classmethod
     def read(cls, metrics_df: pd.DataFrame, checkpoints=None, n_epochs: int | None = None) -> "Curves":
         df = metrics_df.sort_values("step") if len(metrics_df) else metrics_df
         rows = checkpoint_rows(checkpoints)
         if "train_loss" not in df or not len(df):
-            return cls(np.array([]), np.array([]), rows, n_epochs, np.array([]), np.array([]))
+            return cls(np.array([]), np.array([]), rows, n_epochs, np.array([]), np.array([]), True)
         return cls(df["step"].to_numpy(), df["train_loss"].to_numpy(dtype=float), rows, n_epochs, *_validation(df))
 
     @cached_property
@@ -153,12 +161,17 @@ class Curves:
     def step_min(self) -> int:
         return int(self.valid_steps[self.i_min])
 
+    @property
+    def valid_name(self) -> str:
+        return ("validation loss (smoothed)" if self.valid_smoothed
+                else "validation loss (whole validation file, at epoch ends)")
+
     def tracking_note(self) -> list[str]:
         """What a validation curve that did not overfit says, when there is one."""
         if not len(self.valid):
             return []
-        return [f"Validation loss went from {float(self.valid[0]):.2f} to {self.v_last:.2f} "
-                f"(lowest {self.v_min:.2f} at step {self.step_min}), tracking the training loss."]
+        return [f"The {self.valid_name} went from {float(self.valid[0]):.3f} to {self.v_last:.3f} "
+                f"(lowest {self.v_min:.3f} at step {self.step_min}), tracking the training loss."]
 
     def final_checkpoint(self) -> int | None:
         return _best_checkpoint(self.rows, self.last_step) if self.rows else None
@@ -180,13 +193,13 @@ def unusable(c: Curves) -> Diagnosis | None:
     first, last = c.first, c.last
     if last > first * (1 + DIVERGE_RISE):
         return Diagnosis("unusable",
-                         [f"Training loss rose from {first:.2f} to {last:.2f} by step {c.last_step}: "
+                         [f"The smoothed training loss rose from {first:.2f} to {last:.2f} by step {c.last_step}: "
                           "the model got worse at its own training data, which means the updates are too large."],
                          ["Lower the learning rate multiplier (try half of this run's) and run again."],
                          _best_checkpoint(c.rows, int(c.steps[0])))
     if c.n >= 3 and (first - last) < FLAT_DROP * max(first, 1e-9):
         return Diagnosis("unusable",
-                         [f"Training loss stayed flat ({first:.2f} at the start, {last:.2f} at step {c.last_step}): "
+                         [f"The smoothed training loss stayed flat ({first:.2f} at the start, {last:.2f} at step {c.last_step}): "
                           "the model learned nothing from the data."],
                          ["Raise the learning rate multiplier (try twice this run's) or train for more epochs.",
                           "Check that the assistant messages really depend on the user messages (labels not shuffled)."],
@@ -214,13 +227,15 @@ def overfitting(c: Curves) -> Diagnosis | None:
             next_steps.append("Train for fewer epochs.")
         next_steps.append("Get more, or more varied, training examples so there is less to memorise.")
         return Diagnosis("overfitting",
-                         [f"Validation loss was lowest ({v_min:.2f}) at step {step_min} and rose to {v_last:.2f} "
-                          f"by step {int(c.valid_steps[-1])} while training loss kept falling ({train_at_min:.2f} to "
-                          f"{last:.2f}): the model started memorising the training examples."],
+                         [f"The {c.valid_name} was lowest ({v_min:.3f}) at step {step_min} and rose to "
+                          f"{v_last:.3f} by step {int(c.valid_steps[-1])} while the smoothed training loss kept "
+                          f"falling ({train_at_min:.3f} to {last:.3f}): the model started memorising the training "
+                          "examples."],
                          next_steps, best)
     if v_last > GAP_RATIO * last and v_last - last > GAP_ABS:
         return Diagnosis("overfitting",
-                         [f"Validation loss ended at {v_last:.2f}, more than twice the training loss ({last:.2f}): "
+                         [f"The {c.valid_name} ended at {v_last:.2f}, more than twice the smoothed training loss "
+                          f"({last:.2f}): "
                           "the model does much better on examples it has seen than on new ones."],
                          ["Get more, or more varied, training examples.",
                           "Train for fewer epochs or lower the learning rate multiplier."],
@@ -240,10 +255,10 @@ def underfitting(c: Curves) -> Diagnosis | None:
         return None
     findings = []
     if still_falling:
-        findings.append(f"Training loss was still falling steeply at the end ({tail_from:.2f} at step "
+        findings.append(f"The smoothed training loss was still falling steeply at the end ({tail_from:.2f} at step "
                         f"{int(c.steps[tail_start])} to {last:.2f} at step {c.last_step}): the model had more to learn.")
     if last > HIGH_FINAL_LOSS:
-        findings.append(f"Training loss ended high, at {last:.2f}.")
+        findings.append(f"The smoothed training loss ended high, at {last:.2f}.")
     more = f"{c.n_epochs + max(1, c.n_epochs // 2)} epochs instead of {c.n_epochs}" if c.n_epochs else "more epochs"
     return Diagnosis("underfitting", findings + c.tracking_note(),
                      [f"Train for {more}.", "Or raise the learning rate multiplier (try 1.5 to 2 times this run's)."],
@@ -253,7 +268,7 @@ def underfitting(c: Curves) -> Diagnosis | None:
 def good(c: Curves) -> Diagnosis:
     """What is left: training loss fell and levelled off, validation (if any) tracking it."""
     return Diagnosis("good",
-                     [f"Training loss fell from {c.first:.2f} to {c.last:.2f} and levelled off by step {c.last_step}.",
+                     [f"The smoothed training loss fell from {c.first:.2f} to {c.last:.2f} and levelled off by step {c.last_step}.",
                       *c.tracking_note()],
                      ["Evaluate the fine-tuned model on the held-out test set (04_evaluate)."],
                      c.final_checkpoint())
@@ -269,8 +284,9 @@ def diagnose(metrics_df: pd.DataFrame, checkpoints=None, n_epochs: int | None = 
     return next(d for d in (verdict(curves) for verdict in VERDICTS) if d is not None)
 
 
-SMOOTHED_NOTE = ("Losses quoted above are smoothed (an exponential moving average of the per-step values, which "
-                 "are noisy); `by_epoch` gives the validation loss as measured on the whole validation file.")
+SMOOTHED_NOTE = ("Training losses quoted above are smoothed (an exponential moving average of the per-step values, "
+                 "which are noisy); each validation loss says what it was measured on, and `by_epoch` gives the whole "
+                 "validation file's loss at every epoch end.")
 
 
 def by_epoch(metrics_df: pd.DataFrame) -> pd.DataFrame:

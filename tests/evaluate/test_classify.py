@@ -1,5 +1,5 @@
-"""Turning answers into labels: normalisation, first-token scoring, tokenizer checks and
-the retry policy (no model needed)."""
+"""Turning answers into labels: normalisation, scoring along the answer's log-probabilities,
+how many tokens to read, and the retry policy (no model needed)."""
 from __future__ import annotations
 
 import math
@@ -10,7 +10,8 @@ import openai
 import pytest
 
 from ftutils.evaluate.calls import RetryPolicy, default_concurrency, retryable, run_all, with_retries
-from ftutils.evaluate.classify import _shared, label_scores, normalize_answer, tiktoken_first_tokens
+from ftutils.data.tokens import encoding_for
+from ftutils.evaluate.classify import _common, label_scores, normalize_answer, score_depth
 
 LABELS = ["account_access", "billing", "refund", "shipping", "technical_issue"]
 
@@ -38,29 +39,62 @@ def test_a_label_inside_a_longer_label_is_not_a_second_match():
         ("very positive", "contained")
 
 
+def _first(top):
+    """A one-token answer: the likeliest token chosen."""
+    return [(max(top, key=lambda t: t[1])[0], top)]
+
+
 def test_label_scores_sum_the_tokens_that_begin_one_label_only():
     top = [("b", -1.0), ("Bill", -2.0), (" refund", -3.0), ("x", -0.5), ("s", -4.0)]
-    scores, shared = label_scores(top, LABELS)
+    scores, unresolved = label_scores(_first(top), LABELS)
     assert scores["billing"] == pytest.approx(math.log(math.exp(-1) + math.exp(-2)))
     assert scores["refund"] == pytest.approx(-3.0)
     assert scores["shipping"] == pytest.approx(-4.0)
-    assert "account_access" not in scores and not shared
+    assert "account_access" not in scores and not unresolved
 
 
-def test_a_likeliest_token_shared_by_two_labels_is_flagged():
-    labels = ["billing_dispute", "billing_question", "refund"]
-    scores, shared = label_scores([("billing", -0.1), ("ref", -3.0)], labels)
-    assert shared and scores == {"refund": -3.0}
-    _, shared = label_scores([("ref", -0.1), ("billing", -3.0)], labels)
-    assert not shared
+LONG = ["report_fraud", "report_lost_card", "refund"]
 
 
-def test_tiktoken_knows_openai_first_tokens_and_not_local_ones():
-    first = tiktoken_first_tokens("gpt-4o-mini-2024-07-18", ["billing_dispute", "billing_question", "refund"])
-    assert first["billing_dispute"] == first["billing_question"] != first["refund"]
-    assert _shared(first) == [f"billing_dispute, billing_question all start with {first['billing_dispute']!r}"]
-    assert _shared(tiktoken_first_tokens("ft:gpt-4o-mini-2024-07-18:org::abc", LABELS)) == []
-    assert tiktoken_first_tokens("smollm2-135m-instruct", LABELS) is None
+def test_labels_sharing_a_beginning_are_scored_along_the_answer():
+    # "report" begins two labels; the answer goes on "_", then "lost" or "f(raud)" decide.
+    steps = [("report", [("report", -0.2), ("ref", -2.0)]),
+             ("_", [("_", -0.01), (" ", -5.0)]),
+             ("lost", [("lost", -0.5), ("f", -1.0), ("x", -3.0)]),
+             ("_card", [("_card", -0.001)])]
+    scores, unresolved = label_scores(steps, LONG)
+    assert not unresolved
+    assert scores["report_lost_card"] == pytest.approx(-0.2 - 0.01 - 0.5)
+    assert scores["report_fraud"] == pytest.approx(-0.2 - 0.01 - 1.0)
+    assert scores["refund"] == pytest.approx(-2.0)  # "ref" begins refund only (report has no "f" there)
+    # " " after "report" also continues both report labels: a shared branch not followed, less likely.
+    assert max(scores, key=scores.get) == "report_lost_card"
+
+
+def test_an_answer_that_stops_inside_a_shared_beginning_is_unresolved():
+    scores, unresolved = label_scores([("report", [("report", -0.1), ("ref", -3.0)])], LONG)
+    assert unresolved and scores == {"refund": -3.0}
+    # the likeliest path leads to one label at once: resolved, whatever the shared branch holds
+    _, unresolved = label_scores([("ref", [("ref", -0.1), ("report", -3.0)])], LONG)
+    assert not unresolved
+
+
+def test_case_and_separators_do_not_split_a_label():
+    steps = [("Report", [("Report", -0.3)]), (" Lost", [(" Lost", -0.2), (" fraud", -2.0)])]
+    scores, unresolved = label_scores(steps, LONG)
+    assert not unresolved and set(scores) == {"report_lost_card", "report_fraud"}
+    assert scores["report_lost_card"] == pytest.approx(-0.5)
+
+
+def test_score_depth_reads_past_the_longest_shared_beginning():
+    assert score_depth("smollm2-135m-instruct", LABELS) == 1  # first letters differ: one token
+    # "report " is a word and a separator locally (tokenizer unknown), plus the deciding token and one spare
+    assert score_depth("smollm2-135m-instruct", LONG) == 4
+    # tiktoken knows gpt-4o-mini's tokens exactly: one past the shared tokens of "billing_"
+    shared = len(_common(*(encoding_for("gpt-4o-mini-2024-07-18")[0].encode_ordinary(x)
+                           for x in ("billing_dispute", "billing_question"))))
+    assert shared >= 1
+    assert score_depth("gpt-4o-mini-2024-07-18", ["billing_dispute", "billing_question", "refund"]) == shared + 1
 
 
 def _status_error(cls, status):

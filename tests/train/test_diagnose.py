@@ -28,7 +28,7 @@ def test_overfitting_names_the_minimum_and_the_checkpoint():
                    for s in (80, 160, 240)]
     d = diagnose(curves(train, valid), checkpoints=checkpoints, n_epochs=3)
     assert d.verdict == "overfitting", str(d)
-    assert "rose to" in d.findings[0] and "while training loss kept falling" in d.findings[0]
+    assert "rose to" in d.findings[0] and "while the smoothed training loss kept falling" in d.findings[0]
     assert d.best_checkpoint_step == 160
     assert any("checkpoint at step 160" in s for s in d.next_steps)
     assert any("instead of 3" in s for s in d.next_steps)
@@ -51,7 +51,7 @@ def test_good_fit():
     checkpoints = pd.DataFrame({"step": [100, 200], "valid_loss": [valid[99], valid[199]]})
     d = diagnose(curves(train, valid), checkpoints=checkpoints, n_epochs=2)
     assert d.verdict == "good", str(d)
-    assert d.findings[0].startswith("Training loss fell from 1.")
+    assert d.findings[0].startswith("The smoothed training loss fell from 1.")
     assert d.best_checkpoint_step == 200
 
 
@@ -110,3 +110,21 @@ def test_by_epoch_reads_the_full_validation_loss_at_epoch_ends_and_names_the_low
     assert "rose to 0.500 after epoch 3" in text
     assert "still falling" in lowest_epoch(table.iloc[:2])
     assert by_epoch(df.drop(columns="full_valid_loss")).empty and "No validation loss" in lowest_epoch(by_epoch(df.iloc[:0]))
+
+
+def test_the_whole_file_validation_loss_is_read_as_measured():
+    # The canonical run's epoch-end losses: lowest after epoch 3 of 5, then up 13 %. Smoothing
+    # five points would lag past the minimum and call this run "good".
+    steps = np.arange(1, 101)
+    df = curves(2.0 * np.exp(-steps / 10) + 0.01, noise=0.0)
+    for step, loss in zip((20, 40, 60, 80, 100), (0.719, 0.154, 0.070, 0.080, 0.079)):
+        df.loc[df["step"] == step, "full_valid_loss"] = loss
+    d = diagnose(df, n_epochs=5)
+    assert d.verdict == "overfitting", str(d)
+    assert d.findings[0].startswith("The validation loss (whole validation file, at epoch ends) was lowest (0.070) "
+                                    "at step 60 and rose to 0.079 by step 100")
+    assert "Train for 3 epochs instead of 5." in d.next_steps
+    # Fewer than three whole-file points: the one-batch sample is read, smoothed, and named so.
+    df.loc[df["step"].isin([60, 80, 100]), "full_valid_loss"] = math.nan
+    df.loc[df["step"] % 5 == 0, "valid_loss"] = 2.0 * np.exp(-df.loc[df["step"] % 5 == 0, "step"] / 10) + 0.05
+    assert "validation loss (smoothed)" in " ".join(diagnose(df, n_epochs=5).findings)
