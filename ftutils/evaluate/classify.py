@@ -5,15 +5,13 @@ exact, then case-insensitive, then a single label contained in the answer, then 
 spelling; anything else is "unparseable", its own outcome.
 
 `score`: read the labels' probabilities from the answer's log-probabilities (the top 20 at
-each position) instead of parsing text. Where labels start alike ("report_fraud",
-"report_lost_card"), the first token cannot tell them apart, so the answer is asked for a
-few tokens past the longest shared beginning and the labels are scored along it: at each
-position where the greedy answer is still a beginning of several labels, every alternative
-token that leads to exactly one label adds that label's probability (the product of the
-path's token probabilities). Labels with distinct first tokens need one token. An item
-whose answer stops inside a shared beginning, or whose likeliest branch is a shared one it
-did not follow, cannot be scored and is answered by generation instead, with a note.
-"""
+each position) instead of parsing text, asking only for the tokens the longest label needs.
+The answer is followed token by token while it still spells a label, so labels that start
+alike ("report_fraud", "report_lost_card") are told apart where they differ; every
+alternative token that leads to one label only adds that label's probability. An answer
+that leaves every label ("damaged_meal") is no label, as generation would say, unless a
+label was likelier. An item still spelling a label when its tokens ran out is answered by
+generation instead, with a note."""
 from __future__ import annotations
 
 import difflib
@@ -40,7 +38,8 @@ class Prediction:
     raw: str
     """What the model said (its first token when scoring)."""
     how: str
-    """exact | case | contained | fuzzy | unparseable | score | no_label_token | error | baseline."""
+    """exact | case | contained | fuzzy | unparseable (generation); score | no_label | no_label_token
+    (scoring: a label, the answer left every label, no label-like token at all); error | baseline."""
     latency_s: float
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
@@ -110,62 +109,65 @@ def _owners(text: str, keys: dict) -> list[str]:
     return owners or [lab for lab, key in keys.items() if text.startswith(key)]
 
 
-def label_scores(steps: list[tuple[str, list[tuple[str, float]]]], labels: list[str]) -> tuple[dict, bool]:
-    """Per label, the log of the summed probability of the answer paths that lead to it and
-    no other label; and whether the likeliest label-like path could not be followed.
+NO_LABEL = None  # the key `label_scores` gives an answer that leaves every label
+
+
+def label_scores(steps: list[tuple[str, list[tuple[str, float]]]], labels: list[str],
+                 ended: bool = True) -> tuple[dict, bool]:
+    """Per label, the log-probability of the answer paths that spell it; and whether the
+    answer ran out of tokens before it could be told which label it was.
 
     `steps` is the answer, position by position: (the token chosen, [(token, logprob)] the top
-    alternatives there, the chosen one among them)."""
+    alternatives there, the chosen one among them); `ended` says it stopped by itself (not at
+    max_tokens). The chosen path is followed to the end of the label it spells, so it gets its
+    full probability; an alternative that leads to one label only is credited with the
+    probability up to it (the rest of that label, not asked for, is taken as certain). When the
+    chosen path leaves every label ("damaged_meal" for "damaged_card"), its probability goes to
+    NO_LABEL, which wins if it is the largest: the model's likeliest answer is no label."""
     keys = {lab: _norm(lab) for lab in labels}
-    mass: dict[str, list[float]] = {}
-    best_lost, best_unique = -math.inf, -math.inf
-    prefix, path = "", 0.0
+    mass: dict = {}
+    prefix, path, complete = "", 0.0, None
     for chosen, top in steps:
         for token, logprob in top:
             text = _norm(prefix + token)
-            if not text:
-                continue
-            owners = _owners(text, keys)
-            if len(owners) == 1:
+            owners = _owners(text, keys) if text else []
+            if token != chosen and len(owners) == 1:
                 mass.setdefault(owners[0], []).append(path + logprob)
-                best_unique = max(best_unique, path + logprob)
-            elif len(owners) > 1 and token != chosen:
-                best_lost = max(best_lost, path + logprob)
-        text = _norm(prefix + chosen)
-        if text and len(_owners(text, keys)) < 2:
-            break  # the answer has chosen its label (or left every label): nothing more to read
         path += dict(top).get(chosen, 0.0)
         prefix += chosen
+        text = _norm(prefix)
+        if not text:
+            continue  # leading whitespace: nothing said yet
+        owners = _owners(text, keys)
+        if not owners:
+            mass.setdefault(NO_LABEL, []).append(path)
+            break
+        complete = next((lab for lab in owners if keys[lab] == text.rstrip(" .")), None)
+        if complete and len(owners) == 1:
+            mass.setdefault(complete, []).append(path)
+            break
     else:
-        if prefix.strip():  # the answer stopped (or ran out of tokens) inside a shared beginning
-            best_lost = max(best_lost, path)
+        if complete is not None and ended:
+            mass.setdefault(complete, []).append(path)  # a label that a longer one begins, and then the end
+        elif _norm(prefix):
+            if not ended:
+                scores = {lab: math.log(sum(math.exp(lp) for lp in lps)) for lab, lps in mass.items()}
+                return scores, True  # still spelling a label at max_tokens: read more of it by generation
+            mass.setdefault(NO_LABEL, []).append(path)  # stopped half-way through a label
     scores = {lab: math.log(sum(math.exp(lp) for lp in lps)) for lab, lps in mass.items()}
-    return scores, best_lost > best_unique
+    return scores, False
 
 
 def score_depth(model: str, labels: list[str]) -> int:
-    """Answer tokens to read so that every label is told apart from every other: one past
-    the longest beginning two labels share. Counted with tiktoken when it is the model's
-    tokenizer; otherwise from the shared text, a word or a separator per token, plus one
-    spare (an item whose answer needed more is generated instead)."""
-    keys = sorted(_norm(lab) for lab in labels)
-    shared = max((_common(a, b) for a, b in zip(keys, keys[1:])), key=len, default="")
-    if not shared:
-        return 1
+    """Answer tokens to read to spell the longest label, and one more (an end, or a stray
+    continuation). Counted with tiktoken when it is the model's tokenizer; otherwise from the
+    text, a word or a separator per token (an answer that needs more is generated instead)."""
     from ftutils.data.tokens import encoding_for
 
     encoding, approximate = encoding_for(model)
     if not approximate:
-        starts = sorted(encoding.encode_ordinary(lab) for lab in labels)
-        return 1 + max(len(_common(a, b)) for a, b in zip(starts, starts[1:]))
-    return 2 + len(re.findall(r"[^\W_]+|[\W_]", shared))
-
-
-def _common(a, b):
-    n = 0
-    while n < min(len(a), len(b)) and a[n] == b[n]:
-        n += 1
-    return a[:n]
+        return 1 + max(len(encoding.encode_ordinary(lab)) for lab in labels)
+    return 1 + max(len(re.findall(r"[^\W_]+|[\W_]", lab)) for lab in labels)
 
 
 def _usage(response) -> tuple[int | None, int | None]:
@@ -215,10 +217,11 @@ def classify_score(client, model: str, examples: list[TestExample], labels: list
         content = (choice.logprobs.content or []) if choice.logprobs else []
         steps = [(t.token, [(a.token, a.logprob) for a in (t.top_logprobs or [])] or [(t.token, t.logprob)])
                  for t in content]
-        scores, unresolved = label_scores(steps, labels)
+        scores, unresolved = label_scores(steps, labels, choice.finish_reason != "length")
         pred = max(scores, key=scores.get) if scores else None
-        return Prediction(ex.id, ex.label, pred, choice.message.content or "", "score" if pred else "no_label_token",
-                          latency, *_usage(response), retries, scores), unresolved
+        how = "score" if pred else ("no_label" if scores else "no_label_token")
+        return Prediction(ex.id, ex.label, pred, choice.message.content or "", how, latency, *_usage(response),
+                          retries, {lab: v for lab, v in scores.items() if lab is not NO_LABEL}), unresolved
 
     pairs = run_all(one, examples, concurrency)
     return [p for p, _ in pairs], [i for i, (_, unresolved) in enumerate(pairs) if unresolved]

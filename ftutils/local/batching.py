@@ -8,8 +8,8 @@ padding and position ids counting only real tokens), joined to the rows already 
 request's settings, finished rows leave, and the rest decode one token in one pass.
 So 16 clients scoring at once cost about one batched pass per token, not sixteen.
 
-A request's prompt prefix that many requests repeat (the system prompt of every test
-item) is prefilled once and its KV cache reused (`PrefixCache`).
+A request's prompt prefix that many requests repeat (the system prompt of every test item, and
+any few-shot turns before it) is prefilled once and its KV cache reused (`PrefixCache`).
 
 The scheduler knows nothing of sampling or text: a request's `consume(logits)` does that
 (ftutils.local.inference) and returns which of its rows are done.
@@ -30,7 +30,7 @@ PREFIX_SLOTS = 8  # prefixes kept per engine
 
 
 class PrefixCache:
-    """KV caches of prompt prefixes (the tokens before the first user turn), per model, LRU."""
+    """KV caches of prompt prefixes (every turn before the last user message), per model, LRU."""
 
     def __init__(self, slots: int = PREFIX_SLOTS):
         self.slots = slots

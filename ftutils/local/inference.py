@@ -214,10 +214,11 @@ _DONE = object()
 
 
 def _prefix(tokenizer, messages: list[dict], prompt_ids: list[int]) -> tuple:
-    """The prompt's leading system messages as tokens, when they are a token prefix of the
-    prompt: the part many requests share, whose KV cache the scheduler keeps."""
+    """Every turn before the last user message, as tokens, when they are a token prefix of
+    the prompt: the part many requests share (a system prompt, or a system prompt and the
+    same few solved examples before every test item), whose KV cache the scheduler keeps."""
     normalized = chatdata.normalize_messages(messages)
-    first = next((i for i, m in enumerate(normalized) if m["role"] != "system"), len(normalized))
+    first = max((i for i, m in enumerate(normalized) if m["role"] == "user"), default=0)
     if not 0 < first < len(normalized):
         return ()
     try:

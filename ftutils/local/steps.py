@@ -4,10 +4,15 @@ None of them changes what is computed beyond float rounding: batches are grouped
 length (little padding), matmuls run under bf16 autocast where the CPU has bf16 units,
 frozen weights are cast to bf16 once instead of on every pass, short chats use matmul
 attention, the vocabulary projection runs only on positions that carry a label, LoRA
-layers that share an input run as one group (`ftutils.local.fused_lora`), and AdamW is
-torch's fused kernel.
+layers that share an input run as one group (`ftutils.local.fused_lora`), AdamW is
+torch's fused kernel, and the prompt beginning every example of a micro-batch shares (a
+classification set's system prompt, often most of its tokens) runs once, its keys and
+values handed to every row (`shared_prefix`); gradients flow back through them as through
+the rows' own.
 """
 from __future__ import annotations
+
+import inspect
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +25,7 @@ EAGER_ATTENTION_MAX = 512  # longest example (tokens) for which training uses ma
 # Models whose logits are exactly lm_head(final hidden state), so it can be applied to
 # the labelled positions alone (others, e.g. with logit soft-capping, take the full path).
 PLAIN_HEAD_TYPES = {"llama", "mistral", "qwen2", "qwen3", "phi3", "smollm3", "olmo2"}
+SHARED_PREFIX_MIN = 16  # tokens; a shorter shared beginning saves less than splitting the pass costs
 
 
 def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
@@ -53,7 +59,7 @@ def batch_loss(model, batch, pad_id, backward: bool):
             width = max(width, len(example.input_ids))
             continue
         ids, mask, labels = (t.to(model.device) for t in chatdata.pad_batch(micro, pad_id))
-        logits, targets = labelled_logits(model, ids, mask, labels)
+        logits, targets = labelled_logits(model, ids, mask, labels, shared_prefix(micro))
         loss = F.cross_entropy(logits.float(), targets, reduction="sum")
         if backward:
             (loss / n_labels).backward()
@@ -64,20 +70,47 @@ def batch_loss(model, batch, pad_id, backward: bool):
     return loss_total, correct_total, n_labels
 
 
-def labelled_logits(model, ids, mask, labels):
-    """Logits at the positions that predict a label, and those labels."""
+def shared_prefix(examples) -> int:
+    """How many leading tokens every example shares and none is trained on, up to the last
+    one before the first trained token (whose logit the rows' own pass must compute)."""
+    if len(examples) < 2:
+        return 0
+    first, n = examples[0].input_ids, min(len(e.input_ids) for e in examples)
+    common = 0
+    while common < n and all(e.input_ids[common] == first[common] for e in examples):
+        common += 1
+    trained = min(next((i for i, label in enumerate(e.labels) if label != chatdata.IGNORE), len(e.labels))
+                  for e in examples)
+    common = min(common, trained - 1)
+    return common if common >= SHARED_PREFIX_MIN else 0
+
+
+def labelled_logits(model, ids, mask, labels, prefix: int = 0):
+    """Logits at the positions that predict a label, and those labels. With `prefix` > 0 the
+    first `prefix` tokens (the same in every row, untrained) run once for the whole batch."""
     targets = labels[:, 1:]
-    keep = targets != chatdata.IGNORE
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
     if inner.config.model_type in PLAIN_HEAD_TYPES:
         # The vocabulary projection is a fifth of SmolLM2's compute per token; most
         # positions (the prompt) have no label, so project only those that do.
-        hidden = inner.base_model(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
+        if prefix:
+            # transformers 5 renamed past_key_values to cache; take whichever this version has.
+            name = "cache" if "cache" in inspect.signature(inner.base_model.forward).parameters else "past_key_values"
+            out = inner.base_model(input_ids=ids[:1, :prefix], use_cache=True)
+            shared = out.get("cache") if out.get("cache") is not None else out.get("past_key_values")
+            shared.batch_repeat_interleave(ids.shape[0])
+            hidden = inner.base_model(input_ids=ids[:, prefix:], attention_mask=mask, use_cache=True,
+                                      **{name: shared}).last_hidden_state
+            targets = targets[:, prefix:]
+        else:
+            hidden = inner.base_model(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
+        keep = targets != chatdata.IGNORE
         hidden = hidden[:, :-1][keep]
         head = getattr(inner, "_ftutils_head", None)
         if head is not None:
             return F.linear(hidden.to(head.dtype), head), targets[keep]
         return inner.get_output_embeddings()(hidden), targets[keep]
+    keep = targets != chatdata.IGNORE
     logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
     return logits[:, :-1][keep], targets[keep]
 

@@ -11,7 +11,7 @@ import pytest
 
 from ftutils.evaluate.calls import RetryPolicy, default_concurrency, retryable, run_all, with_retries
 from ftutils.data.tokens import encoding_for
-from ftutils.evaluate.classify import _common, label_scores, normalize_answer, score_depth
+from ftutils.evaluate.classify import label_scores, normalize_answer, score_depth
 
 LABELS = ["account_access", "billing", "refund", "shipping", "technical_issue"]
 
@@ -44,57 +44,70 @@ def _first(top):
     return [(max(top, key=lambda t: t[1])[0], top)]
 
 
-def test_label_scores_sum_the_tokens_that_begin_one_label_only():
-    top = [("b", -1.0), ("Bill", -2.0), (" refund", -3.0), ("x", -0.5), ("s", -4.0)]
-    scores, unresolved = label_scores(_first(top), LABELS)
+def test_a_one_token_label_and_the_alternatives_that_begin_one_label_only():
+    top = [("b", -1.0), ("Bill", -2.0), (" refund", -0.5), ("x", -3.0), ("s", -4.0)]
+    scores, unresolved = label_scores(_first(top) + [("<", [("<", -0.1)])], ["billing", "refund", "shipping"])
+    assert scores["refund"] == pytest.approx(-0.5)  # the answer spelled it whole, then left it: done at "refund"
     assert scores["billing"] == pytest.approx(math.log(math.exp(-1) + math.exp(-2)))
-    assert scores["refund"] == pytest.approx(-3.0)
     assert scores["shipping"] == pytest.approx(-4.0)
-    assert "account_access" not in scores and not unresolved
+    assert None not in scores and not unresolved
 
 
 LONG = ["report_fraud", "report_lost_card", "refund"]
 
 
-def test_labels_sharing_a_beginning_are_scored_along_the_answer():
-    # "report" begins two labels; the answer goes on "_", then "lost" or "f(raud)" decide.
+def test_labels_sharing_a_beginning_are_scored_where_they_differ():
     steps = [("report", [("report", -0.2), ("ref", -2.0)]),
              ("_", [("_", -0.01), (" ", -5.0)]),
              ("lost", [("lost", -0.5), ("f", -1.0), ("x", -3.0)]),
              ("_card", [("_card", -0.001)])]
     scores, unresolved = label_scores(steps, LONG)
     assert not unresolved
-    assert scores["report_lost_card"] == pytest.approx(-0.2 - 0.01 - 0.5)
-    assert scores["report_fraud"] == pytest.approx(-0.2 - 0.01 - 1.0)
-    assert scores["refund"] == pytest.approx(-2.0)  # "ref" begins refund only (report has no "f" there)
-    # " " after "report" also continues both report labels: a shared branch not followed, less likely.
+    assert scores["report_lost_card"] == pytest.approx(-0.2 - 0.01 - 0.5 - 0.001)  # the whole path
+    assert scores["report_fraud"] == pytest.approx(-0.2 - 0.01 - 1.0)  # up to where it branched off
+    assert scores["refund"] == pytest.approx(-2.0)  # "ref" begins refund only
     assert max(scores, key=scores.get) == "report_lost_card"
 
 
-def test_an_answer_that_stops_inside_a_shared_beginning_is_unresolved():
-    scores, unresolved = label_scores([("report", [("report", -0.1), ("ref", -3.0)])], LONG)
-    assert unresolved and scores == {"refund": -3.0}
-    # the likeliest path leads to one label at once: resolved, whatever the shared branch holds
-    _, unresolved = label_scores([("ref", [("ref", -0.1), ("report", -3.0)])], LONG)
-    assert not unresolved
+def test_an_answer_that_leaves_every_label_is_no_label():
+    # "damaged" begins damaged_card only, but the answer goes on "_meal": no label, as generation says
+    steps = [("damaged", [("damaged", -0.1), ("new", -3.0)]), ("_meal", [("_meal", -0.4), ("_card", -1.5)])]
+    scores, unresolved = label_scores(steps, ["damaged_card", "new_card"])
+    assert not unresolved and max(scores, key=scores.get) is None
+    assert scores[None] == pytest.approx(-0.5) and scores["damaged_card"] == pytest.approx(-1.6)
+    # prose from the first token: no label either, whatever label tokens were less likely
+    scores, _ = label_scores([("The", [("The", -0.3), ("new", -2.0)])], ["damaged_card", "new_card"])
+    assert max(scores, key=scores.get) is None and scores["new_card"] == -2.0
+
+
+def test_an_answer_cut_off_inside_a_label_is_unresolved_and_one_that_stopped_there_is_no_label():
+    steps = [("report", [("report", -0.1), ("ref", -3.0)])]
+    assert label_scores(steps, LONG, ended=False)[1]
+    scores, unresolved = label_scores(steps, LONG, ended=True)
+    assert not unresolved and max(scores, key=scores.get) is None
+
+
+def test_a_label_that_a_longer_one_begins_needs_the_end_of_the_answer():
+    labels = ["card", "card_declined"]
+    steps = [("card", [("card", -0.2), ("c", -2.0)])]
+    assert label_scores(steps, labels, ended=True) == ({"card": pytest.approx(-0.2)}, False)
+    scores, _ = label_scores(steps + [("_declined", [("_declined", -0.1)])], labels)
+    assert max(scores, key=scores.get) == "card_declined"
 
 
 def test_case_and_separators_do_not_split_a_label():
-    steps = [("Report", [("Report", -0.3)]), (" Lost", [(" Lost", -0.2), (" fraud", -2.0)])]
+    steps = [("Report", [("Report", -0.3)]), (" Lost", [(" Lost", -0.2), (" fraud", -2.0)]), (" card", [(" card", -0.1)])]
     scores, unresolved = label_scores(steps, LONG)
-    assert not unresolved and set(scores) == {"report_lost_card", "report_fraud"}
-    assert scores["report_lost_card"] == pytest.approx(-0.5)
+    assert not unresolved and scores["report_lost_card"] == pytest.approx(-0.6)
+    assert scores["report_fraud"] == pytest.approx(-2.3)
 
 
-def test_score_depth_reads_past_the_longest_shared_beginning():
-    assert score_depth("smollm2-135m-instruct", LABELS) == 1  # first letters differ: one token
-    # "report " is a word and a separator locally (tokenizer unknown), plus the deciding token and one spare
-    assert score_depth("smollm2-135m-instruct", LONG) == 4
-    # tiktoken knows gpt-4o-mini's tokens exactly: one past the shared tokens of "billing_"
-    shared = len(_common(*(encoding_for("gpt-4o-mini-2024-07-18")[0].encode_ordinary(x)
-                           for x in ("billing_dispute", "billing_question"))))
-    assert shared >= 1
-    assert score_depth("gpt-4o-mini-2024-07-18", ["billing_dispute", "billing_question", "refund"]) == shared + 1
+def test_score_depth_is_the_longest_label_and_one_more():
+    # the local tokenizer is not known here: a word or a separator per token
+    assert score_depth("smollm2-135m-instruct", LONG) == 1 + 5  # report _ lost _ card
+    # tiktoken knows gpt-4o-mini's tokens exactly
+    encoding = encoding_for("gpt-4o-mini-2024-07-18")[0]
+    assert score_depth("gpt-4o-mini-2024-07-18", LONG) == 1 + max(len(encoding.encode_ordinary(x)) for x in LONG)
 
 
 def _status_error(cls, status):

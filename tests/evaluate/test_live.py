@@ -88,7 +88,7 @@ def test_score_and_generate_on_the_fine_tuned_tiny_model(run_dir, client):
     # items it cannot separate that way, generates; the note says how many.
     depth = score_depth(model, labels)
     assert scored.method == "score"
-    by_score = [p for p in scored.predictions if p.how in ("score", "no_label_token")]
+    by_score = [p for p in scored.predictions if p.how in ("score", "no_label", "no_label_token")]
     generated_instead = len(scored.predictions) - len(by_score)
     assert all(1 <= p.completion_tokens <= depth for p in by_score)
     assert all(set(p.scores) <= set(labels) and (p.pred is None or p.scores[p.pred] == max(p.scores.values()))

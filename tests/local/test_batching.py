@@ -48,6 +48,25 @@ def test_greedy_answers_are_identical_with_and_without_concurrency(engine):
     assert engine.scheduler.prefixes.hits > 0  # the shared system prompt was prefilled once and reused
 
 
+SHOTS = [{"role": "user", "content": "My card was charged twice"}, {"role": "assistant", "content": "billing"},
+         {"role": "user", "content": "The app crashes on start"}, {"role": "assistant", "content": "bug"}]
+
+
+def test_few_shot_turns_before_the_last_user_message_are_prefilled_once(engine):
+    items = [[SYSTEM, *SHOTS, m[-1]] for m in ITEMS[:6]]
+    kwargs = dict(temperature=0, max_tokens=4, logprobs=True, top_logprobs=3)
+    hits = engine.scheduler.prefixes.hits
+    cached = answers(engine, items, False, **kwargs)
+    assert engine.scheduler.prefixes.hits == hits + len(items) - 1  # system and shots prefilled once for all six
+    fresh = InferenceEngine(engine.data_dir)
+    fresh.scheduler.prefixes.put = lambda *a, **k: None  # nothing kept: every prompt prefilled whole
+    alone = answers(fresh, items, False, **kwargs)
+    for a, b in zip(alone, cached):
+        assert a.choices[0].text == b.choices[0].text
+        for x, y in zip(a.choices[0].logprobs, b.choices[0].logprobs):
+            assert x.logprob == pytest.approx(y.logprob, abs=1e-4)
+
+
 def test_each_request_keeps_its_own_max_tokens_stop_and_sampling(engine):
     alone = [engine.generate(TINY, None, ITEMS[0], temperature=0, max_tokens=3),
              engine.generate(TINY, None, ITEMS[1], temperature=0, max_tokens=20, stop=[" "]),
