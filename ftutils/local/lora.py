@@ -6,6 +6,7 @@ the one source; this only counts what they add.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import fields
 from pathlib import Path
 
@@ -35,7 +36,9 @@ def trainable_parameters(model_id: str, data_dir=None) -> dict:
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)
     lora = lora_defaults()
-    peft_model = get_peft_model(model, LoraConfig(r=lora["lora_r"], lora_alpha=lora["lora_alpha"],
-                                                  target_modules="all-linear", task_type="CAUSAL_LM"))
+    with warnings.catch_warnings():  # peft calls a transformers method that warns of its own rename
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        peft_model = get_peft_model(model, LoraConfig(r=lora["lora_r"], lora_alpha=lora["lora_alpha"],
+                                                      target_modules="all-linear", task_type="CAUSAL_LM"))
     trainable, total = peft_model.get_nb_trainable_parameters()
     return {"trainable": trainable, "total": total, "share": trainable / total, **lora}

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import html
-import sys
 import threading
 import time
 
@@ -212,36 +211,21 @@ class JobMonitor(Widget):
             self._ui["note"].value = html.escape(text)
 
     def _run_plain(self, timeout, show):
-        from tqdm import tqdm
-
-        seen = {"status": None, "step": None}
-        bars = []  # made at the first step, so status lines before it are not mixed with a bar
+        # A line when the status changes and one at each epoch's end, nothing in between: in
+        # a notebook every redraw of a progress bar is kept as output, so a bar leaves dozens.
+        seen = {"status": None, "epoch_steps": set()}
 
         def update(job):
             news = self._update(job)
             s = self.state()
             if s["status"] != seen["status"]:
                 seen["status"] = s["status"]
-                line = f"{time.strftime('%H:%M:%S')} {self.job_id}: {s['status']}"
-                bars[0].write(line) if bars else print(line, flush=True)
-            # Redraw only when the step moves: in a notebook every redraw is kept as output.
-            if s["step"] and s["total_steps"] and s["step"] != seen["step"]:
-                seen["step"] = s["step"]
-                if not bars:
-                    # No rate: polls see steps in bursts, so an it/s figure would be noise.
-                    bars.append(tqdm(total=s["total_steps"], file=sys.stdout, ascii=True, ncols=100, desc="steps",
-                                     mininterval=0, bar_format="{desc}: {percentage:3.0f}%|{bar}| {n}/{total} "
-                                                               "[{elapsed}{postfix}]"))
-                bars[0].n = s["step"]
-                bars[0].set_postfix_str(_losses(s), refresh=False)
-                bars[0].refresh()
+                print(f"{time.strftime('%H:%M:%S')} {self.job_id}: {s['status']}", flush=True)
+            for line in self._epoch_lines(seen["epoch_steps"]):
+                print(line, flush=True)
             return news
 
-        try:
-            job = jobs.follow(self.client, self.job_id, on_update=update, poll=self.poll, timeout=timeout)
-        finally:
-            if bars:
-                bars[0].close()
+        job = jobs.follow(self.client, self.job_id, on_update=update, poll=self.poll, timeout=timeout)
         if job.status == "succeeded":
             print(f"{self.job_id} succeeded: {job.fine_tuned_model}")
         else:
@@ -249,6 +233,30 @@ class JobMonitor(Widget):
         if show:
             self._show_final()
         return job
+
+    def _epoch_lines(self, printed: set) -> list[str]:
+        """A line for each epoch end not printed yet: its step and the losses measured there."""
+        with self._lock:
+            records = [e.data for e in self._events.values() if e.type == "metrics" and isinstance(e.data, dict)]
+        n_epochs = self.n_epochs()
+        lines = []
+        for record in sorted(records, key=lambda r: r.get("step") or 0):
+            step, total = record.get("step"), record.get("total_steps")
+            if not step or step in printed:
+                continue
+            per_epoch = total / n_epochs if total and n_epochs else None
+            if per_epoch and round(step / per_epoch, 6) % 1 == 0:
+                where = f"epoch {round(step / per_epoch)}/{n_epochs}, step {step}/{total}"
+            elif per_epoch is None and record.get("full_valid_loss") is not None:
+                where = f"step {step}"  # epochs unknown: the whole-file validation marks an epoch end
+            else:
+                continue
+            printed.add(step)
+            losses = [f"train loss {record['train_loss']:.3f} (last batch)"] if record.get("train_loss") is not None else []
+            if record.get("full_valid_loss") is not None:
+                losses.append(f"validation loss {record['full_valid_loss']:.3f} (whole validation file)")
+            lines.append(f"{time.strftime('%H:%M:%S')} {where}" + (": " + ", ".join(losses) if losses else ""))
+        return lines
 
     def _show_final(self):
         try:

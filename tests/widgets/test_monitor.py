@@ -31,7 +31,12 @@ def test_job_followed_live_and_plain_to_success(client, tmp_path, monkeypatch, c
     # Which intermediate statuses a poll catches depends on timing (a tiny job can finish
     # between two polls), so only the first line's form and the end are certain.
     assert any(f"{job.id}: {status}" in out for status in ("validating_files", "queued", "running")), out
-    assert "steps: 100%" in out and f"{job.id} succeeded: {plain.fine_tuned_model}" in out
+    assert f"{job.id} succeeded: {plain.fine_tuned_model}" in out
+    # One line per epoch end (2 epochs of 4 steps) with the losses measured there, no progress bar.
+    epoch_lines = [line for line in out.splitlines() if " epoch " in line]
+    assert [line.split(" ", 1)[1].split(":")[0] for line in epoch_lines] == ["epoch 1/2, step 4/8", "epoch 2/2, step 8/8"]
+    assert all("(whole validation file)" in line and "train loss" in line for line in epoch_lines)
+    assert "steps:" not in out and "%|" not in out
 
     job = monitor.wait(timeout=60)
     assert job.status == "succeeded"
