@@ -100,6 +100,7 @@ def label_balance(counts, title: str = "Examples per label", highlight: Iterable
                 f" {value} ({value / total:.0%})", va="center", fontsize=9)
     ax.set_xlim(0, max(values) * 1.2)
     ax.set_xlabel("examples")
+    ax.set_ylabel("label")
     subtitle = f"; under-represented: {', '.join(sorted(highlight))}" if highlight else ""
     ax.set_title(f"{title} (n={total:,}{subtitle})", fontsize=11)
     ax.spines[["top", "right"]].set_visible(False)

@@ -154,7 +154,7 @@ def plot_runs(runs: pd.DataFrame, metrics=tuple(RUN_METRICS), title: str = "Runs
     ax.set_xticks(x, [str(r) for r in runs.index], rotation=20, ha="right")
     ax.set_xlabel("run")
     ax.set_ylabel("test score (fine-tune: 95% CI)")
-    ax.set_title(title)
-    if metrics:
-        ax.legend(fontsize=8, loc="lower left", bbox_to_anchor=(0, 1.02), ncols=2)
+    if metrics:  # above the axes, under the title (the title is the figure's, so they cannot overlap)
+        ax.legend(fontsize=8, loc="lower left", bbox_to_anchor=(0, 1.02), ncols=2, frameon=False)
+    fig.suptitle(title)
     return fig

@@ -21,6 +21,9 @@ def _smooth(values: pd.Series) -> np.ndarray:
     return ema(values.to_numpy(dtype=float))
 
 
+LOG_SCALE_SPAN = 20  # losses spanning more than this factor are drawn on a log axis
+
+
 def loss_curves(metrics_df: pd.DataFrame, checkpoints=None, diagnosis=None) -> Figure:
     """Training and validation loss (left) and token accuracy (right) by step.
 
@@ -51,7 +54,7 @@ def loss_curves(metrics_df: pd.DataFrame, checkpoints=None, diagnosis=None) -> F
             best = valid.loc[valid[column].idxmin()]
             ax_loss.plot([best["step"]], [best[column]], "*", color="black", markersize=14, zorder=5,
                          label=f"lowest validation loss ({'full set' if column == 'full_valid_loss' else 'batch'}) "
-                               f"{best[column]:.2f} (step {int(best['step'])})")
+                               f"{best[column]:.3f} (step {int(best['step'])})")
         for column, colour, label in (("train_accuracy", TRAIN, "training"),
                                       ("valid_mean_token_accuracy", VALID, "validation (batch)"),
                                       ("full_valid_mean_token_accuracy", FULL, "validation (full set)")):
@@ -69,6 +72,14 @@ def loss_curves(metrics_df: pd.DataFrame, checkpoints=None, diagnosis=None) -> F
                        linewidth=1.5 if highlight else 0.8, alpha=0.8,
                        label=("best checkpoint" if highlight else ("checkpoints" if i == 0 else None)) if ax is ax_loss else None)
     ax_loss.set(xlabel="step", ylabel="loss (nats per token)", title="Loss")
+    losses = pd.concat([pd.to_numeric(df[c], errors="coerce") for c in ("train_loss", "valid_loss", "full_valid_loss")
+                        if c in df]) if len(df) else pd.Series(dtype=float)
+    losses = losses[losses > 0]
+    if len(losses) and losses.max() > LOG_SCALE_SPAN * losses.min():
+        # From 5 nats down to 0.01 a linear axis flattens the end of the run, where a
+        # validation loss turning up (overfitting) happens; a log axis keeps it visible.
+        ax_loss.set_yscale("log")
+        ax_loss.set_ylabel("loss (nats per token, log scale)")
     ax_acc.set(xlabel="step", ylabel="mean token accuracy", title="Token accuracy")
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
