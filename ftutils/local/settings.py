@@ -43,6 +43,10 @@ class Settings:
     """Threads the worker gives torch; 0 = all cores but one, so the API stays quick."""
     run_worker: bool = True
     """False runs the API alone (tests of the HTTP layer that must never train)."""
+    prepare_models: list[str] = field(default_factory=list)
+    """Base models the idle worker converts and loads once at start (FTUTILS_PREPARE_MODELS,
+    comma-separated), so the first job does not wait for it: SmolLM2's conversion from its
+    GGUF file costs ~25 s on a fresh data dir. `ftutils run` asks for the model it trains."""
 
     def __post_init__(self):
         self.data_dir = Path(self.data_dir).expanduser().resolve()
@@ -67,6 +71,8 @@ class Settings:
             overrides["keep_checkpoints"] = _keep_checkpoints(env["FTUTILS_KEEP_CHECKPOINTS"])
         if "extra_models" not in overrides and env.get("FTUTILS_EXTRA_MODELS"):
             overrides["extra_models"] = json.loads(env["FTUTILS_EXTRA_MODELS"])
+        if "prepare_models" not in overrides and env.get("FTUTILS_PREPARE_MODELS"):
+            overrides["prepare_models"] = [m.strip() for m in env["FTUTILS_PREPARE_MODELS"].split(",") if m.strip()]
         if "model_aliases" not in overrides and env.get("FTUTILS_MODEL_ALIASES"):
             overrides["model_aliases"] = json.loads(env["FTUTILS_MODEL_ALIASES"])
         settings = cls(data_dir=Path(data_dir) if data_dir else home.data_dir(), **overrides)

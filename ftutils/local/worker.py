@@ -277,6 +277,19 @@ def _warm_up() -> None:
         getattr(peft, name)
 
 
+def _prepare(settings: Settings) -> None:
+    """Convert and load the base models asked for while no job waits (a job that arrives
+    meanwhile starts right after); a model that cannot be prepared is the job's to report."""
+    from ftutils.local.base_models import load_base
+
+    for model_id in settings.prepare_models:
+        try:
+            load_base(model_id, settings.data_dir, settings.extra_models)
+            log.info("prepared %s", model_id)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("could not prepare %s: %s", model_id, exc)
+
+
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
     settings = Settings.from_json(os.environ.pop(ENV))
@@ -297,6 +310,7 @@ def main() -> int:
             import torch
             torch.set_num_threads(settings.torch_threads or max(1, (os.cpu_count() or 2) - 1))
             _warm_up()
+            _prepare(settings)
             worker.loop()
     return 0
 

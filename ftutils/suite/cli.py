@@ -98,7 +98,10 @@ def run(args) -> int:
     if backend == "local":
         # Start (or find) the local server once here, so every notebook's kernel reuses it
         # instead of each starting and stopping its own.
-        from ftutils.train.connect import connect
+        from ftutils.train.connect import DEFAULT_MODEL, connect
+        # The worker converts and loads the model 03 will train while 01 and 02 run.
+        model = extra.get("base_model", "auto")
+        os.environ.setdefault("FTUTILS_PREPARE_MODELS", DEFAULT_MODEL["local"] if model == "auto" else str(model))
         connection = connect("local")
         print(f"local backend at {connection.base_url}")
 

@@ -217,12 +217,12 @@ class JobMonitor(Widget):
 
         def update(job):
             news = self._update(job)
+            for line in self._epoch_lines(seen["epoch_steps"]):  # before the status: the last epoch, then "succeeded"
+                print(line, flush=True)
             s = self.state()
             if s["status"] != seen["status"]:
                 seen["status"] = s["status"]
                 print(f"{time.strftime('%H:%M:%S')} {self.job_id}: {s['status']}", flush=True)
-            for line in self._epoch_lines(seen["epoch_steps"]):
-                print(line, flush=True)
             return news
 
         job = jobs.follow(self.client, self.job_id, on_update=update, poll=self.poll, timeout=timeout)

@@ -91,3 +91,20 @@ def test_should_stop_follows_the_job_status(worker):
     worker.db.update("jobs", job["id"], status="running")
     worker.shutting_down = True
     assert sink.should_stop() == "pause"
+
+
+def test_the_idle_worker_prepares_the_models_it_is_asked_for(tmp_path, monkeypatch, caplog):
+    from ftutils.local import worker as worker_module
+
+    monkeypatch.setenv("FTUTILS_PREPARE_MODELS", "tiny-smollm2, no-such-model")
+    settings = Settings.load(tmp_path)
+    assert settings.prepare_models == ["tiny-smollm2", "no-such-model"]
+    assert Settings.from_json(settings.to_json()).prepare_models == settings.prepare_models  # reaches the worker
+    loaded = []
+    real = __import__("ftutils.local.base_models", fromlist=["load_base"]).load_base
+    monkeypatch.setattr("ftutils.local.base_models.load_base",
+                        lambda model_id, *a: loaded.append(model_id) or real(model_id, *a))
+    with caplog.at_level("INFO"):
+        worker_module._prepare(settings)
+    assert loaded == ["tiny-smollm2", "no-such-model"]
+    assert "prepared tiny-smollm2" in caplog.text and "could not prepare no-such-model" in caplog.text
