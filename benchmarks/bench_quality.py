@@ -5,8 +5,9 @@ Each subset has `--intents` intents, `--train` training queries per intent and a
 split; both candidates learn from the same training rows and are scored on the same test
 rows. The fine-tune answers by generation (greedy, as the notebooks ask it), its answer
 mapped to a label by `ftutils.evaluate.classify.normalize_answer`; the system prompt
-lists the labels, as 02_prepare writes it. Training goes through the real trainer
-(`ftutils.local.trainer.train`) with OpenAI's "auto" hyperparameters and our defaults.
+lists the labels (02_prepare's default prompt does not name them). Training goes through
+the real trainer (`ftutils.local.trainer.train`) with OpenAI's "auto" hyperparameters and
+our defaults.
 
 Source (positional argument):
   a CSV like data/samples/clinc150_subset.csv (the default): its own train/test split,
@@ -53,7 +54,7 @@ TARGET_POINTS = 5.0
 
 
 def system_prompt(labels: list[str]) -> str:
-    # As 02_prepare phrases it: every label named, the answer asked for alone.
+    # Every label named, the answer asked for alone.
     return (f"Classify the request into exactly one intent: {', '.join(labels[:-1])} "
             f"or {labels[-1]}. Answer with the intent only.")
 
