@@ -57,23 +57,40 @@ def best_candidate(evaluation: dict, kinds=LLM_KINDS + ("baseline",)) -> dict | 
     return max(_by_kind(evaluation, *kinds), key=_rank, default=None)
 
 
+def kept_model(evaluation: dict) -> dict | None:
+    """The fine-tuned model to use: the checkpoint with the best macro F1 when it beats the
+    final model by CHECKPOINT_MARGIN or more, else the final model (no need to switch for less)."""
+    final = next(iter(_by_kind(evaluation, "fine_tuned")), None)
+    tuned = _by_kind(evaluation, "fine_tuned", "checkpoint")
+    if final is None:
+        return max(tuned, key=_rank, default=None)
+    best = max(tuned, key=_rank)
+    return best if best["metrics"]["macro_f1"] - final["metrics"]["macro_f1"] >= CHECKPOINT_MARGIN else final
+
+
 def _checkpoint(evaluation: dict, manifest: dict | None) -> list[Recommendation]:
     final = next(iter(_by_kind(evaluation, "fine_tuned")), None)
     tuned = _by_kind(evaluation, "fine_tuned", "checkpoint")
     if final is None or len(tuned) < 2:
         return []
-    best = max(tuned, key=_rank)
+    best, kept = max(tuned, key=_rank), kept_model(evaluation)
     f_best, f_final = best["metrics"]["macro_f1"], final["metrics"]["macro_f1"]
     diag_step = ((manifest or {}).get("diagnosis") or {}).get("best_checkpoint_step")
     evidence = {"best": best["name"], "best_macro_f1": f_best, "final_macro_f1": f_final, "step": best.get("step"),
-                "diagnosis_step": diag_step}
+                "diagnosis_step": diag_step, "kept": kept["name"]}
     # Validation loss (03's pick) and test macro F1 can disagree; saying so beats picking silently.
     agree = ("" if diag_step is None else
              f" 03's diagnosis picked step {diag_step} by validation loss"
              f"{', the same' if diag_step == best.get('step') else '; the two disagree, and the next run takes its epochs from validation, since choosing by the test set would make its score optimistic'}.")
-    if best is final or f_best - f_final < CHECKPOINT_MARGIN:
+    if best is final:
         return [Recommendation("checkpoint", f"The final model has the best macro F1 of the fine-tuned models "
                                f"({f_final:.3f} {_ci(final['metrics'].get('macro_f1_ci'))}): keep {final['model']}.{agree}", evidence)]
+    if kept is final:
+        return [Recommendation("checkpoint", f"The checkpoint at step {best.get('step')} has the best macro F1 of the "
+                               f"fine-tuned models ({f_best:.3f} {_ci(best['metrics'].get('macro_f1_ci'))}), the final "
+                               f"model {f_final:.3f} {_ci(final['metrics'].get('macro_f1_ci'))}: less than "
+                               f"{CHECKPOINT_MARGIN} apart, not worth switching for; keep {final['model']}.{agree}",
+                               evidence)]
     overlap = ""
     lo_best, hi_final = (best["metrics"].get("macro_f1_ci") or [None])[0], (final["metrics"].get("macro_f1_ci") or [None, None])[1]
     if lo_best is not None and hi_final is not None and lo_best <= hi_final:
@@ -226,7 +243,8 @@ def _training(manifest: dict | None) -> list[Recommendation]:
 def recommend(evaluation: dict, manifest: dict | None = None) -> list[Recommendation]:
     """Recommendations, most decisive first: which model, whether it beats base and the
     baseline, where it fails, then what the training diagnosis suggests."""
-    chosen = best_candidate(evaluation, ("fine_tuned", "checkpoint")) or best_candidate(evaluation, ("base",))
+    # The model the checkpoint advice keeps is the one the rest of the advice is about.
+    chosen = kept_model(evaluation) or best_candidate(evaluation, ("base",))
     out = _checkpoint(evaluation, manifest) + _alternatives(evaluation)
     if chosen:
         out += _out_of_scope(evaluation, chosen) + _small_classes(evaluation, chosen)
@@ -235,20 +253,23 @@ def recommend(evaluation: dict, manifest: dict | None = None) -> list[Recommenda
 
 
 def next_run(evaluation: dict, manifest: dict | None = None) -> dict:
-    """The papermill parameters of the next run, as the evidence suggests: {"params", "why"}.
+    """The papermill parameters of the next run, as the evidence suggests: {"params", "why",
+    "later"}. One change at a time, so the next comparison can say what that change did: the
+    data fix first (new data changes which epoch is best, so the epochs are the new run's own
+    validation loss's to choose), the epoch change when the data needs none; what waits is in
+    "later", with its reason.
 
     Epochs come from the validation loss (03's diagnosis), never from the test set: choosing
-    by test scores would make the next run's test result optimistic. The data fix comes from
-    the test set's out-of-scope items, which is a question of what the data covers, not a
-    tuned number. Parameter names are the notebooks' own (02's train_out_of_scope, 03's n_epochs)."""
-    params, why = {}, []
+    by test scores would make the next run's test result optimistic. The data fix comes from the
+    test set's out-of-scope items, which is a question of what the data covers, not a tuned
+    number. Parameter names are the notebooks' own (02's train_out_of_scope, 03's n_epochs)."""
+    changes = []  # (params, why), in the order they are tried
     final = next(iter(_by_kind(evaluation, "fine_tuned")), None)
     oos = (final or {}).get("metrics", {}).get("out_of_scope")
-    if oos and oos["forced"]:
-        if not answers_out_of_scope(final["metrics"]):
-            params["train_out_of_scope"] = True
-            why.append(f"the fine-tuned model forced {oos['forced']} of {oos['n']} out-of-scope messages into an intent "
-                       "and never answers out_of_scope: train on out-of-scope messages too")
+    if oos and oos["forced"] and not answers_out_of_scope(final["metrics"]):
+        changes.append(({"train_out_of_scope": True},
+                        f"the fine-tuned model forced {oos['forced']} of {oos['n']} out-of-scope messages into an "
+                        "intent and never answers out_of_scope: train on out-of-scope messages too"))
     manifest = manifest or {}
     diagnosis = manifest.get("diagnosis") or {}
     epochs = (manifest.get("hyperparameters") or {}).get("n_epochs")
@@ -259,10 +280,15 @@ def next_run(evaluation: dict, manifest: dict | None = None) -> dict:
         if diagnosis.get("verdict") == "overfitting" and best_step:
             best_epoch = max(1, round(best_step / steps_per_epoch))
             if best_epoch < epochs:
-                params["n_epochs"] = best_epoch
-                why.append(f"validation loss was lowest at step {best_step} (epoch {best_epoch} of {epochs}) and rose "
-                           f"after it: train {best_epoch} epochs")
+                changes.append(({"n_epochs": best_epoch},
+                                f"validation loss was lowest at step {best_step} (epoch {best_epoch} of {epochs}) and "
+                                f"rose after it: train {best_epoch} epochs"))
         elif diagnosis.get("verdict") == "underfitting":
-            params["n_epochs"] = min(50, epochs * 2)
-            why.append(f"training loss was still falling after {epochs} epochs: train {params['n_epochs']}")
-    return {"params": params, "why": why}
+            changes.append(({"n_epochs": min(50, epochs * 2)},
+                            f"training loss was still falling after {epochs} epochs: train {min(50, epochs * 2)}"))
+    if not changes:
+        return {"params": {}, "why": [], "later": []}
+    (params, why), rest = changes[0], changes[1:]
+    return {"params": params, "why": [why],
+            "later": [f"{reason} (one change at a time: after this run, by its own validation loss)"
+                      for _, reason in rest]}

@@ -87,7 +87,8 @@ def explain_class(metrics: dict, label: str) -> str:
         f"Recall of {label!r}: of the {actual} test items that really are {label}, the model said {label} for {tp}: "
         f"{tp}/{actual} = {c['recall']:.3f} (the row of {label}).",
         f"Precision of {label!r}: the model said {label} {said} times, {tp} of them rightly: "
-        f"{tp}/{said} = {c['precision']:.3f} (the column of {label}).",
+        + (f"{tp}/{said} = {c['precision']:.3f}" if said else "0/0, undefined, counted as 0")
+        + f" (the column of {label}).",
         f"F1 of {label!r}: 2 x precision x recall / (precision + recall) = {c['f1']:.3f}; it is high only when both are.",
         f"Macro F1 is the plain mean of the F1 of the {len(present)} classes in the test items = {metrics['macro_f1']:.3f}: "
         "a rare class counts as much as a common one, unlike accuracy "

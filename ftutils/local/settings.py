@@ -40,7 +40,8 @@ class Settings:
     poll_seconds: float = 0.25
     """How often the idle worker looks for queued jobs."""
     torch_threads: int = 0
-    """Threads the worker gives torch; 0 = all cores but one, so the API stays quick."""
+    """Threads the worker gives torch (FTUTILS_TORCH_THREADS); 0 = all cores but one, so the API
+    stays quick. `ftutils run` gives it every core: nobody else is waiting on the API then."""
     run_worker: bool = True
     """False runs the API alone (tests of the HTTP layer that must never train)."""
     prepare_models: list[str] = field(default_factory=list)
@@ -71,6 +72,8 @@ class Settings:
             overrides["keep_checkpoints"] = _keep_checkpoints(env["FTUTILS_KEEP_CHECKPOINTS"])
         if "extra_models" not in overrides and env.get("FTUTILS_EXTRA_MODELS"):
             overrides["extra_models"] = json.loads(env["FTUTILS_EXTRA_MODELS"])
+        if "torch_threads" not in overrides and env.get("FTUTILS_TORCH_THREADS"):
+            overrides["torch_threads"] = int(env["FTUTILS_TORCH_THREADS"])
         if "prepare_models" not in overrides and env.get("FTUTILS_PREPARE_MODELS"):
             overrides["prepare_models"] = [m.strip() for m in env["FTUTILS_PREPARE_MODELS"].split(",") if m.strip()]
         if "model_aliases" not in overrides and env.get("FTUTILS_MODEL_ALIASES"):

@@ -103,9 +103,16 @@ def test_next_run_takes_epochs_from_validation_and_the_data_fix_from_out_of_scop
     manifest = {"hyperparameters": {"n_epochs": 6}, "final_metrics": {"step": 120},
                 "diagnosis": {"verdict": "overfitting", "best_checkpoint_step": 60}}
     proposal = next_run(ev, manifest)
-    assert proposal["params"] == {"train_out_of_scope": True, "n_epochs": 3}
-    assert "step 60 (epoch 3 of 6)" in proposal["why"][1]
-    assert next_run(ev, {**manifest, "diagnosis": {"verdict": "good"}})["params"] == {"train_out_of_scope": True}
+    # One change at a time: the data first; the epochs wait for the new run's own validation loss.
+    assert proposal["params"] == {"train_out_of_scope": True} and len(proposal["why"]) == 1
+    [later] = proposal["later"]
+    assert "step 60 (epoch 3 of 6)" in later and "one change at a time" in later
+    assert next_run(ev, {**manifest, "diagnosis": {"verdict": "good"}}) == {
+        "params": {"train_out_of_scope": True}, "why": proposal["why"], "later": []}
+    # With nothing to fix in the data, the epochs are the change.
+    knows = _classification(TRUTH[:16] + ["balance", OUT_OF_SCOPE, OUT_OF_SCOPE])
+    ev_knows = {"candidates": [{"name": "fine-tuned", "kind": "fine_tuned", "metrics": score_classification(knows, LABELS, 50, 0)}]}
+    assert next_run(ev_knows, manifest)["params"] == {"n_epochs": 3}
     knows = _classification(TRUTH[:16] + ["balance", OUT_OF_SCOPE, OUT_OF_SCOPE])
     ev_knows = {"candidates": [{"name": "fine-tuned", "kind": "fine_tuned", "metrics": score_classification(knows, LABELS, 50, 0)}]}
     assert next_run(ev_knows, {})["params"] == {}

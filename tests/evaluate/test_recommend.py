@@ -2,6 +2,8 @@
 stay silent when they don't, and quote the numbers."""
 from __future__ import annotations
 
+import importlib
+
 import pytest
 
 from ftutils.evaluate.candidates import Candidate, TestExample
@@ -132,3 +134,22 @@ def test_ties_go_to_the_cheaper_model():
     assert ev.best == "fine-tuned" and by_kind(ev, "checkpoint")[0].evidence["best"] == "fine-tuned"
     assert evaluation({**same, "base": ("base", None, preds({3: "refund"}))}).best == "base"
     assert evaluation({"step-10": same["step-10"], "step-15": same["step-15"]}).best == "step-15"
+
+
+def test_a_checkpoint_barely_better_than_the_final_model_is_named_and_the_final_kept(monkeypatch):
+    rec = importlib.import_module("ftutils.evaluate.recommend")  # the package exports a function of that name
+
+    specs = {"fine-tuned": ("fine_tuned", 20, preds({i: "refund" for i in range(3)})),
+             "step-10": ("checkpoint", 10, preds({i: "refund" for i in range(2)}))}  # one item better
+    gain = evaluation(specs).metrics("step-10")["macro_f1"] - evaluation(specs).metrics("fine-tuned")["macro_f1"]
+    assert gain > 0
+    monkeypatch.setattr(rec, "CHECKPOINT_MARGIN", gain * 2)  # the gain is under the margin
+    ev = evaluation(specs, MANIFEST)
+    [ckpt] = by_kind(ev, "checkpoint")
+    assert ckpt.evidence["kept"] == "fine-tuned" and "not worth switching for; keep model-fine-tuned" in ckpt.message
+    assert "checkpoint at step 10 has the best macro F1" in ckpt.message and "final model has the best" not in ckpt.message
+    # The other advice is about the model kept, not the best-scoring checkpoint.
+    assert rec.kept_model(ev.to_dict(with_predictions=False))["name"] == "fine-tuned"
+    monkeypatch.setattr(rec, "CHECKPOINT_MARGIN", gain / 2)  # the gain clears it: switch
+    [ckpt] = by_kind(evaluation(specs, MANIFEST), "checkpoint")
+    assert ckpt.evidence["kept"] == "step-10" and "use model-step-10" in ckpt.message

@@ -97,8 +97,9 @@ def test_the_idle_worker_prepares_the_models_it_is_asked_for(tmp_path, monkeypat
     from ftutils.local import worker as worker_module
 
     monkeypatch.setenv("FTUTILS_PREPARE_MODELS", "tiny-smollm2, no-such-model")
+    monkeypatch.setenv("FTUTILS_TORCH_THREADS", "2")
     settings = Settings.load(tmp_path)
-    assert settings.prepare_models == ["tiny-smollm2", "no-such-model"]
+    assert settings.prepare_models == ["tiny-smollm2", "no-such-model"] and settings.torch_threads == 2
     assert Settings.from_json(settings.to_json()).prepare_models == settings.prepare_models  # reaches the worker
     loaded = []
     real = __import__("ftutils.local.base_models", fromlist=["load_base"]).load_base
