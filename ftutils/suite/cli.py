@@ -102,9 +102,6 @@ def run(args) -> int:
         # The worker converts and loads the model 03 will train while 01 and 02 run.
         model = extra.get("base_model", "auto")
         os.environ.setdefault("FTUTILS_PREPARE_MODELS", DEFAULT_MODEL["local"] if model == "auto" else str(model))
-        # Training may use every core: the notebooks wait for it and ask the API little meanwhile
-        # (03's job: 1.43 s a step on 2 threads, 1.67 s on 1).
-        os.environ.setdefault("FTUTILS_TORCH_THREADS", str(os.cpu_count() or 1))
         connection = connect("local")
         print(f"local backend at {connection.base_url}")
 
