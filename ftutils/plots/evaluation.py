@@ -15,7 +15,12 @@ def _bars(ax, x, values, width, colour, label):
     """Bars where a 0 stays visible: a thin hatched stub in the same colour."""
     values = np.nan_to_num(np.asarray(values, dtype=float))
     ax.bar(x, values, width, color=colour, label=label)
-    zero = values == 0
+    _zero_stubs(ax, x, values, width, colour)
+
+
+def _zero_stubs(ax, x, values, width, colour):
+    """A thin hatched stub where a bar is 0, so a zero reads as a measured 0, not a missing bar."""
+    zero = np.nan_to_num(np.asarray(values, dtype=float)) == 0
     if zero.any():
         ax.bar(np.asarray(x)[zero], ZERO_BAR * ax.get_ylim()[1] if ax.get_ylim()[1] > 1.5 else ZERO_BAR,
                width, color="white", edgecolor=colour, hatch="////", linewidth=0.8)
@@ -149,8 +154,10 @@ def plot_runs(runs: pd.DataFrame, metrics=tuple(RUN_METRICS), title: str = "Runs
             lo = pd.to_numeric(runs["ft_macro_f1_lo"], errors="coerce").to_numpy(dtype=float)
             hi = pd.to_numeric(runs["ft_macro_f1_hi"], errors="coerce").to_numpy(dtype=float)
             err = np.nan_to_num(np.vstack([values - lo, hi - values]).clip(min=0))
-        ax.bar(x + (k - (len(metrics) - 1) / 2) * width, np.nan_to_num(values), width, yerr=err, capsize=3,
+        at = x + (k - (len(metrics) - 1) / 2) * width
+        ax.bar(at, np.nan_to_num(values), width, yerr=err, capsize=3,
                label=label, color=palette[cand], hatch=hatch, edgecolor="white" if hatch else None)
+        _zero_stubs(ax, at[~np.isnan(values)], values[~np.isnan(values)], width, palette[cand])
     ax.set_xticks(x, [str(r) for r in runs.index], rotation=20, ha="right")
     ax.set_xlabel("run")
     ax.set_ylabel("test score (fine-tune: 95% CI)")
