@@ -30,7 +30,7 @@ def test_evaluate_tiny(notebook_run, monkeypatch):
     # Out-of-scope test items are counted for every candidate; the epochs beside their validation loss.
     assert set(values["out_of_scope_forced"]) == set(values["candidates"])
     assert [e["step"] for e in values["epochs"]] == sorted(c["step"] for c in manifest["checkpoints"])
-    assert set(values["next_run"]) == {"params", "why"}
+    assert set(values["next_run"]) == {"params", "why", "later"}
 
     evaluation = json.loads((run_dir / "evaluation.json").read_text())
     assert [c["name"] for c in evaluation["candidates"]] == values["candidates"]

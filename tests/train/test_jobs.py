@@ -92,7 +92,7 @@ def test_train_and_watch_commands_then_read_the_job(local_server, client, tmp_pa
     out = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert "succeeded: ft:tiny-smollm2:local:cli:" in out.stdout and "Verdict:" in out.stdout
-    assert "steps: 100%" in out.stdout and "checkpoints:" in out.stdout
+    assert "epoch 2/2, step 8/8" in out.stdout and "checkpoints:" in out.stdout  # the monitor's line at each epoch end
     assert TEST_KEY not in out.stdout + out.stderr
     job_id = next(w for w in out.stdout.split() if w.startswith("ftjob-"))
     again = subprocess.run([sys.executable, "-m", "ftutils", "watch", job_id], env=env, cwd=ROOT,
