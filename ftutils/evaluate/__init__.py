@@ -1,7 +1,7 @@
 """Is the fine-tuned model better, by how much, and what to do next (04_evaluate).
 
 candidates: what to evaluate (from run.json) and the test split. classify: labels from a
-chat model by generation or by first-token log-probability. baseline: TF-IDF + logistic
+chat model by generation or by the labels' log-probabilities along its answer. baseline: TF-IDF + logistic
 regression. scores: metrics, bootstrap intervals, paired tests aligned by id. freetext:
 metrics for non-classification answers and an LLM judge. recommend: what the numbers say
 to do. suite: one evaluation of a run. report: evaluation.json and report.md. compare:

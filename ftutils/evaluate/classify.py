@@ -36,7 +36,7 @@ class Prediction:
     pred: str | None
     """The label chosen, or None when the answer maps to no label."""
     raw: str
-    """What the model said (its first token when scoring)."""
+    """What the model said (the few tokens read, when scoring)."""
     how: str
     """exact | case | contained | fuzzy | unparseable (generation); score | no_label | no_label_token
     (scoring: a label, the answer left every label, no label-like token at all); error | baseline."""

@@ -113,7 +113,7 @@ def test_baseline_that_matches_and_a_fine_tune_no_better_than_base():
 
 def test_worse_fine_tune_weak_class_and_method_fallback():
     fallback = preds({i: "billing" for i in range(27, 40)}, method="generate")
-    fallback.note = "labels share a first token: used generation"
+    fallback.note = "the scoring request failed: used generation"
     ev = evaluation({"base": ("base", None, preds()), "fine-tuned": ("fine_tuned", None, fallback)})
     [sig] = by_kind(ev, "significance")
     assert "significantly WORSE" in sig.message
@@ -123,7 +123,7 @@ def test_worse_fine_tune_weak_class_and_method_fallback():
                             "(and more varied) training examples.")
     [method] = by_kind(ev, "method")
     assert method.message == ("fine-tuned was evaluated by generate although score was asked: "
-                              "labels share a first token: used generation.")
+                              "the scoring request failed: used generation.")
     assert [r.kind for r in ev.recommendations][:2] == ["significance", "confusion"]
 
 
