@@ -83,10 +83,13 @@ def subsets_from_json(path: Path, n_subsets: int, n_intents: int, n_train: int, 
     out = []
     for seed_intent in rng.sample(range(len(intents)), n_subsets):
         chosen = sorted(intents[j] for j in np.argsort(-similarity[seed_intent])[:n_intents])
+        # Each subset draws its rows with its own generator, so a subset is the same rows whatever --subsets is
+        # (with one shared generator, --subsets 1 and 3 drew different rows for the same intents).
+        rows_rng = random.Random(f"{seed}:{intents[seed_intent]}")
         train_rows, test_rows = [], []
         for intent in chosen:
-            train_rows += [{"text": t, "label": intent} for t in rng.sample(by_intent[intent]["train"], n_train)]
-            test_rows += [{"text": t, "label": intent} for t in rng.sample(by_intent[intent]["test"], n_test)]
+            train_rows += [{"text": t, "label": intent} for t in rows_rng.sample(by_intent[intent]["train"], n_train)]
+            test_rows += [{"text": t, "label": intent} for t in rows_rng.sample(by_intent[intent]["test"], n_test)]
         out.append((f"near {intents[seed_intent]}", train_rows, test_rows))
     return out
 
