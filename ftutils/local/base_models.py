@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import inspect
 import os
 import shutil
 import tempfile
@@ -144,6 +145,28 @@ def load_base(model_id: str, data_dir, extra_models: dict[str, str] | None = Non
             model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
         return model.eval(), AutoTokenizer.from_pretrained(path)
     raise KeyError(f"unknown base model {model_id!r}; known: {[m.id for m in list_base_models(data_dir, extra_models)]}")
+
+
+_forward_params: dict[type, dict] = {}  # model class -> its forward()'s parameters
+
+
+def forward_params(model) -> dict:
+    """`model.forward`'s parameters, read once per model class."""
+    if type(model) not in _forward_params:
+        _forward_params[type(model)] = inspect.signature(model.forward).parameters
+    return _forward_params[type(model)]
+
+
+def cache_argument(model, cache) -> dict:
+    """The keyword that hands `model.forward` a KV cache: transformers 5 renamed
+    past_key_values to cache; whichever this version has."""
+    return {"cache" if "cache" in forward_params(model) else "past_key_values": cache}
+
+
+def returned_cache(out):
+    """The KV cache a forward pass returned, under either name."""
+    cache = out.get("cache")
+    return cache if cache is not None else out.get("past_key_values")
 
 
 def tiny_config():

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import codecs
 import copy
-import inspect
 import os
 import queue
 import threading
@@ -28,14 +27,13 @@ import ftutils.threads  # noqa: F401  (before torch loads)
 import torch  # noqa: E402
 
 from ftutils.local import chatdata, structured  # noqa: E402
-from ftutils.local.base_models import BASE_MODELS, load_base  # noqa: E402
+from ftutils.local.base_models import BASE_MODELS, cache_argument, forward_params, load_base, returned_cache  # noqa: E402
 from ftutils.local.batching import Scheduler  # noqa: E402
 
 DEFAULT_MAX_TOKENS = 256
 MAX_TOP_LOGPROBS = 20  # OpenAI's limit
 SMALL_MODEL_PARAMS = 20_000_000  # below this a forward pass runs on one thread
 _small: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> below SMALL_MODEL_PARAMS
-_forward_params: dict[type, dict] = {}  # model class -> its forward()'s parameters
 
 
 @dataclass
@@ -366,17 +364,11 @@ def _step(model, ids, cache, mask, positions):
 
 
 def _forward(model, ids, cache, mask, positions):
-    if type(model) not in _forward_params:
-        _forward_params[type(model)] = inspect.signature(model.forward).parameters
-    params = _forward_params[type(model)]
-    # transformers 5 renamed past_key_values to cache; take whichever this version has.
-    name = "cache" if "cache" in params else "past_key_values"
-    extra = {"logits_to_keep": 1} if "logits_to_keep" in params else {}  # skip the prompt's logits
+    extra = {"logits_to_keep": 1} if "logits_to_keep" in forward_params(model) else {}  # skip the prompt's logits
     device = model.device
     out = model(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
-                use_cache=True, **{name: cache}, **extra)
-    cache = out.get("cache")
-    return out.logits[:, -1].float().cpu(), cache if cache is not None else out.get("past_key_values")
+                use_cache=True, **cache_argument(model, cache), **extra)
+    return out.logits[:, -1].float().cpu(), returned_cache(out)
 
 
 def _sample(logits: torch.Tensor, temperature: float, top_p: float, generator, k: int):

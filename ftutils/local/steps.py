@@ -12,12 +12,11 @@ the rows' own.
 """
 from __future__ import annotations
 
-import inspect
-
 import torch
 import torch.nn.functional as F
 
 from ftutils.local import chatdata, fused_lora
+from ftutils.local.base_models import cache_argument, returned_cache
 
 MEGABATCH = 50  # batches sorted by length together; HF's LengthGroupedSampler uses 50 too
 MICRO_BATCH_TOKENS = 4096  # padded tokens per forward pass, bounds activation memory
@@ -94,13 +93,11 @@ def labelled_logits(model, ids, mask, labels, prefix: int = 0):
         # The vocabulary projection is a fifth of SmolLM2's compute per token; most
         # positions (the prompt) have no label, so project only those that do.
         if prefix:
-            # transformers 5 renamed past_key_values to cache; take whichever this version has.
-            name = "cache" if "cache" in inspect.signature(inner.base_model.forward).parameters else "past_key_values"
-            out = inner.base_model(input_ids=ids[:1, :prefix], use_cache=True)
-            shared = out.get("cache") if out.get("cache") is not None else out.get("past_key_values")
+            body = inner.base_model
+            shared = returned_cache(body(input_ids=ids[:1, :prefix], use_cache=True))
             shared.batch_repeat_interleave(ids.shape[0])
-            hidden = inner.base_model(input_ids=ids[:, prefix:], attention_mask=mask, use_cache=True,
-                                      **{name: shared}).last_hidden_state
+            hidden = body(input_ids=ids[:, prefix:], attention_mask=mask, use_cache=True,
+                          **cache_argument(body, shared)).last_hidden_state
             targets = targets[:, prefix:]
         else:
             hidden = inner.base_model(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
