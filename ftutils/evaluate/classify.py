@@ -126,7 +126,7 @@ def label_scores(steps: list[tuple[str, list[tuple[str, float]]]], labels: list[
     NO_LABEL, which wins if it is the largest: the model's likeliest answer is no label."""
     keys = {lab: _norm(lab) for lab in labels}
     mass: dict = {}
-    prefix, path, complete = "", 0.0, None
+    prefix, path, complete, unresolved = "", 0.0, None, False
     for chosen, top in steps:
         for token, logprob in top:
             text = _norm(prefix + token)
@@ -149,13 +149,11 @@ def label_scores(steps: list[tuple[str, list[tuple[str, float]]]], labels: list[
     else:
         if complete is not None and ended:
             mass.setdefault(complete, []).append(path)  # a label that a longer one begins, and then the end
+        elif _norm(prefix) and not ended:
+            unresolved = True  # still spelling a label at max_tokens: read more of it by generation
         elif _norm(prefix):
-            if not ended:
-                scores = {lab: math.log(sum(math.exp(lp) for lp in lps)) for lab, lps in mass.items()}
-                return scores, True  # still spelling a label at max_tokens: read more of it by generation
             mass.setdefault(NO_LABEL, []).append(path)  # stopped half-way through a label
-    scores = {lab: math.log(sum(math.exp(lp) for lp in lps)) for lab, lps in mass.items()}
-    return scores, False
+    return {lab: math.log(sum(math.exp(lp) for lp in lps)) for lab, lps in mass.items()}, unresolved
 
 
 def score_depth(model: str, labels: list[str]) -> int:
@@ -247,7 +245,7 @@ def classify(client, model: str, examples: list[TestExample], labels: list[str],
         for i, p in zip(unresolved, generated):
             predictions[i] = p
         notes.append(f"{len(unresolved)} of {len(examples)} answers could not be scored within {depth} token"
-                     f"{'s' if depth > 1 else ''} (a beginning shared by several labels): answered by generation")
+                     f"{'s' if depth > 1 else ''} (still spelling a label when they ran out): answered by generation")
     missing = sum(p.how == "no_label_token" for p in predictions)
     if missing:
         notes.append(f"{missing} of {len(examples)} answers had no label's beginning among the top {TOP_LOGPROBS} "
