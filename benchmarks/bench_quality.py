@@ -100,7 +100,10 @@ def fine_tune_accuracy(train_rows, test_rows, labels, data_dir, overrides, seed)
 
     system = system_prompt(labels)
     examples = from_text_label(train_rows, system_prompt=system)
-    hp = Hyperparameters().resolve(len(examples))
+    # n_epochs, batch_size and learning_rate_multiplier are job hyperparameters (auto unless --set names them).
+    job_keys = ("n_epochs", "batch_size", "learning_rate_multiplier")
+    hp = Hyperparameters(**{k: overrides[k] for k in job_keys if k in overrides}).resolve(len(examples))
+    overrides = {k: v for k, v in overrides.items() if k not in job_keys}
     with tempfile.TemporaryDirectory() as tmp:
         train_file = Path(tmp) / "train.jsonl"
         train_file.write_text("".join(json.dumps({"messages": e["messages"]}) + "\n" for e in examples))
@@ -155,6 +158,8 @@ def main():
     parser.add_argument("--train", type=int, default=20, help="training queries per intent")
     parser.add_argument("--test", type=int, default=30, help="test queries per intent (JSON source)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", type=int, nargs="+", metavar="K",
+                        help="run only these subsets (0-based) of the --subsets drawn, e.g. to split them across processes")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override a TrainConfig field")
     parser.add_argument("--data-dir", default=os.environ.get("FTUTILS_DATA_DIR", str(Path.home() / ".ftutils" / "local")))
     args = parser.parse_args()
@@ -162,6 +167,8 @@ def main():
     overrides = parse_overrides(args.set)
     subsets = (subsets_from_json(source, args.subsets, args.intents, args.train, args.test, args.seed)
                if source.suffix == ".json" else subsets_from_csv(source))
+    if args.only:
+        subsets = [subsets[k] for k in args.only]
     print(f"source {source}, trainer overrides {overrides or 'none (defaults)'}")
     leads = []
     for name, train_rows, test_rows in subsets:

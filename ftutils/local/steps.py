@@ -44,13 +44,16 @@ def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int) ->
     return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
 
 
-def batch_loss(model, batch, pad_id, backward: bool):
+def batch_loss(model, batch, pad_id, backward: bool, n_labels: int | None = None):
     """Summed loss, correct predictions and label count over `batch` (backward if asked).
 
     Micro-batches bound memory for big batches; each one's loss is divided by the
-    whole batch's label count, so the gradients add up to those of the batch mean.
+    whole batch's label count (`n_labels` when `batch` is one process's share of it), so
+    the gradients add up to those of the batch mean.
     """
-    n_labels = sum(e.n_trained for e in batch)
+    n_labels = n_labels or sum(e.n_trained for e in batch)
+    if not batch:  # a share left empty (a batch smaller than the processes)
+        return 0.0, 0, n_labels
     loss_total, correct_total, micro, width = 0.0, 0, [], 0
     for example in sorted(batch, key=lambda e: len(e.input_ids), reverse=True) + [None]:
         if example is not None and (not micro or (len(micro) + 1) * width <= MICRO_BATCH_TOKENS):
@@ -113,13 +116,16 @@ def labelled_logits(model, ids, mask, labels, prefix: int = 0):
 
 
 @torch.no_grad()
-def evaluate(model, examples, pad_id, autocast) -> tuple[float, float]:
-    """Mean loss and token accuracy over `examples`, in as few forward passes as fit."""
+def evaluate(model, examples, pad_id, autocast) -> tuple[float, int, int]:
+    """Summed loss, correct predictions and label count over `examples`, in as few forward
+    passes as fit."""
+    if not examples:
+        return 0.0, 0, 0
     model.eval()
     with autocast():
         loss, correct, n = batch_loss(model, examples, pad_id, backward=False)
     model.train()
-    return loss / n, correct / n
+    return loss, correct, n
 
 
 def tune_for_speed(model, bf16: bool, longest: int, fuse: bool = True) -> None:

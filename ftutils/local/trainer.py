@@ -23,7 +23,7 @@ import ftutils.threads  # noqa: F401  (before torch loads)
 
 import torch  # noqa: E402
 
-from ftutils.local import chatdata, dpo, steps  # noqa: E402
+from ftutils.local import chatdata, dpo, parallel, steps  # noqa: E402
 from ftutils.local.base_models import TINY, load_base  # noqa: E402
 
 STATE_FILE = "trainer_state.pt"
@@ -81,7 +81,11 @@ class TrainConfig:
     num_threads: int | None = None
     """CPU threads for the run (restored after). None: 1 for tiny-smollm2, whose matmuls
     are too small to split (and whose second thread, on a CPU shared with the API
-    process, mostly waits: we measured tiny ops 100x slower that way), else torch's own."""
+    process, mostly waits: we measured tiny ops 100x slower that way), 1 per process when
+    `processes` > 1, else torch's own."""
+    processes: int = 1
+    """Processes sharing each batch (`ftutils.local.parallel`), each with the whole model;
+    supervised jobs with batches of 2 or more only (others train in one process)."""
 
     def __post_init__(self):
         if self.max_length is None:
@@ -89,7 +93,7 @@ class TrainConfig:
 
             limits, guessed = limits_for(self.base_model)
             self.max_length = 1024 if guessed else limits.max_training_tokens
-        for name in ("n_epochs", "batch_size", "lora_r", "lora_alpha", "eval_every", "max_length"):
+        for name in ("n_epochs", "batch_size", "lora_r", "lora_alpha", "eval_every", "max_length", "processes"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -150,18 +154,31 @@ class TrainResult:
     final_metrics: dict
 
 
+class SilentSink:
+    """A sink that reports nothing and never stops (parallel helpers, benchmarks)."""
+
+    def on_start(self, total_steps, n_epochs, n_train_examples): pass
+    def on_message(self, level, message): pass
+    def on_metrics(self, record): pass
+    def on_checkpoint(self, step, epoch, path, metrics): pass
+    def should_stop(self): return None
+
+
 def train(config: TrainConfig, sink: TrainSink) -> TrainResult:
-    threads = config.num_threads or (1 if config.base_model == TINY else None)
+    processes = config.processes if config.method == "supervised" and config.batch_size > 1 else 1
+    threads = config.num_threads or (1 if config.base_model == TINY or processes > 1 else None)
     saved_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
     try:
-        return _train(config, sink)
+        with parallel.started(config, processes) as group:
+            return _train(config, sink, group)
     finally:
         torch.set_num_threads(saved_threads)
 
 
-def _train(config: TrainConfig, sink: TrainSink) -> TrainResult:
+def _train(config: TrainConfig, sink: TrainSink, group: parallel.Group = parallel.Group()) -> TrainResult:
+    """The loop, in every process of `group`; only rank 0 writes checkpoints and the model."""
     torch.manual_seed(config.seed)
     model, tokenizer = load_base(config.base_model, config.data_dir, config.extra_models)
     load = dpo.load_pairs if config.method == "dpo" else _load_examples
@@ -175,6 +192,7 @@ def _train(config: TrainConfig, sink: TrainSink) -> TrainResult:
     total_steps = steps_per_epoch * config.n_epochs
     model = _with_lora(model, config)
     params = [p for p in model.parameters() if p.requires_grad]
+    group.same_as_rank0(params)
     optimizer = steps.adamw(params, config.base_learning_rate * config.learning_rate_multiplier)
     warmup = max(1, round(WARMUP_FRACTION * total_steps))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -199,6 +217,8 @@ def _train(config: TrainConfig, sink: TrainSink) -> TrainResult:
 
     def checkpoint(metrics):
         nonlocal last_checkpoint
+        if group.rank:
+            return
         if last_checkpoint and last_checkpoint.name == f"step-{state['step']}":
             return  # a pause right after an epoch's checkpoint: that one is this state
         last_checkpoint = _save(model, output_dir / "checkpoints" / f"step-{state['step']}",
@@ -211,7 +231,7 @@ def _train(config: TrainConfig, sink: TrainSink) -> TrainResult:
     while state["epoch"] < config.n_epochs:
         batches = steps.epoch_batches(lengths, config.batch_size, config.seed, state["epoch"])
         while state["batch"] < len(batches):
-            stop = sink.should_stop()
+            stop = group.agree(sink.should_stop())
             if stop in ("cancel", "pause"):
                 if stop == "pause":
                     checkpoint(record)
@@ -220,7 +240,8 @@ def _train(config: TrainConfig, sink: TrainSink) -> TrainResult:
             batch = [train_set[i] for i in batches[state["batch"]]]
             optimizer.zero_grad(set_to_none=True)
             with autocast():
-                metrics = _batch_metrics(model, batch, pad_id, config)
+                metrics = _batch_metrics(model, batch, pad_id, config, group)
+            group.sum_grads(params)
             torch.nn.utils.clip_grad_norm_(params, GRAD_CLIP, foreach=True)
             optimizer.step()
             scheduler.step()
@@ -231,9 +252,9 @@ def _train(config: TrainConfig, sink: TrainSink) -> TrainResult:
             if valid_set and state["step"] % config.eval_every == 0:
                 index = (state["step"] // config.eval_every) % math.ceil(len(valid_set) / config.batch_size)
                 chunk = valid_set[index * config.batch_size:(index + 1) * config.batch_size]
-                record.update({f"valid_{k}": v for k, v in _evaluate(model, chunk, pad_id, autocast, config).items()})
+                record.update({f"valid_{k}": v for k, v in _evaluate(model, chunk, pad_id, autocast, config, group).items()})
             if state["batch"] == len(batches) and valid_set:
-                full = _evaluate(model, valid_set, pad_id, autocast, config)
+                full = _evaluate(model, valid_set, pad_id, autocast, config, group)
                 record.update({f"full_valid_{k}": v for k, v in full.items()})
                 # A job shorter than eval_every would report no valid_loss at all; the whole
                 # set just measured is the best batch estimate there is, at no extra cost.
@@ -244,24 +265,29 @@ def _train(config: TrainConfig, sink: TrainSink) -> TrainResult:
         state["batch"] = 0
         checkpoint(record)
 
+    if group.rank:
+        return TrainResult(state["trained_tokens"], state["step"], None, None, record)
     final = _save(model, output_dir / "final", None)
     sink.on_message("info", f"Training finished: {state['step']} steps, {state['trained_tokens']} tokens.")
     return TrainResult(state["trained_tokens"], state["step"], final, None, record)
 
 
-def _batch_metrics(model, batch, pad_id, config) -> dict:
-    """One step's loss (backward done) and metrics, named without their train_ prefix."""
+def _batch_metrics(model, batch, pad_id, config, group: parallel.Group) -> dict:
+    """One step's loss (backward done on this process's share) and metrics over the whole
+    batch, named without their train_ prefix."""
     if config.method == "dpo":
         return dpo.batch_metrics(model, batch, pad_id, config.beta, backward=True)
-    loss_sum, correct, n_labels = steps.batch_loss(model, batch, pad_id, backward=True)
+    n_labels = sum(e.n_trained for e in batch)
+    loss_sum, correct, _ = steps.batch_loss(model, group.shard(batch), pad_id, backward=True, n_labels=n_labels)
+    loss_sum, correct = group.sum(loss_sum, correct)
     return {"loss": loss_sum / n_labels, "mean_token_accuracy": correct / n_labels}
 
 
-def _evaluate(model, examples, pad_id, autocast, config) -> dict:
+def _evaluate(model, examples, pad_id, autocast, config, group: parallel.Group) -> dict:
     if config.method == "dpo":
         return dpo.evaluate(model, examples, pad_id, config.beta, autocast)
-    loss, accuracy = steps.evaluate(model, examples, pad_id, autocast)
-    return {"loss": loss, "mean_token_accuracy": accuracy}
+    loss_sum, correct, n = group.sum(*steps.evaluate(model, group.shard(examples), pad_id, autocast))
+    return {"loss": loss_sum / n, "mean_token_accuracy": correct / n}
 
 
 def _load_examples(path, tokenizer, config, sink, what) -> list[chatdata.Encoded]:

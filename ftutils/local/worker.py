@@ -202,7 +202,8 @@ class Worker:
                 output_dir=self.settings.jobs_dir / job["id"], n_epochs=hp["n_epochs"], batch_size=hp["batch_size"],
                 learning_rate_multiplier=hp["learning_rate_multiplier"], seed=job["seed"],
                 method=job["method"]["type"], beta=hp.get("beta", AUTO_BETA),
-                resume_from=job["resume_from"], extra_models=self.settings.extra_models or None)
+                resume_from=job["resume_from"], extra_models=self.settings.extra_models or None,
+                processes=self.settings.processes_for(base))
             sink.reporters = integrations.start(job, lambda m, level: self.jobs.event(job["id"], m, level=level),
                                                 self.settings.jobs_dir / job["id"])
             result = train(config, sink)

@@ -257,3 +257,35 @@ def test_a_shared_system_prompt_runs_once_with_the_same_loss_and_gradients(ml_da
     flat_a, flat_b = torch.cat([g.flatten() for g in grads_a]), torch.cat([g.flatten() for g in grads_b])
     assert flat_b.abs().sum() > 0
     assert (flat_a - flat_b).norm() <= tolerance * flat_b.norm()
+
+
+def test_two_processes_share_each_batch_and_learn_as_one(full_run, files, ml_data_dir, tmp_path):
+    result, reference, _, _ = full_run
+    sink = RecordingSink()
+    shared = train(config(files, ml_data_dir, tmp_path, processes=2), sink)
+    assert (shared.steps, shared.trained_tokens, shared.adapter_dir) == (result.steps, result.trained_tokens,
+                                                                         tmp_path / "final")
+    # Each process takes half of every batch; summed gradients give the one-process step up
+    # to float rounding (bf16 matmuls on this CPU).
+    for ours, theirs in zip(sink.metrics, reference.metrics, strict=True):
+        assert ours.keys() == theirs.keys()
+        assert ours["train_loss"] == pytest.approx(theirs["train_loss"], rel=2e-2)
+        assert ours["train_mean_token_accuracy"] == pytest.approx(theirs["train_mean_token_accuracy"], abs=0.05)
+    assert sink.metrics[-1]["full_valid_loss"] == pytest.approx(reference.metrics[-1]["full_valid_loss"], rel=2e-2)
+    assert [c[:2] for c in sink.checkpoints] == [c[:2] for c in reference.checkpoints]
+    ours = load_file(shared.adapter_dir / "adapter_model.safetensors")
+    theirs = load_file(result.adapter_dir / "adapter_model.safetensors")
+    assert ours.keys() == theirs.keys() and all(torch.allclose(ours[k], theirs[k], atol=2e-2) for k in theirs)
+    assert not list(tmp_path.glob(".parallel-*"))  # the processes' meeting place is gone
+
+
+def test_two_processes_stop_together_when_paused(files, ml_data_dir, tmp_path):
+    import multiprocessing
+
+    sink = RecordingSink(stop_at={3: "pause"})
+    result = train(config(files, ml_data_dir, tmp_path, processes=2, validation_file=None), sink)
+    assert (result.stopped, result.steps, result.adapter_dir) == ("pause", 3, tmp_path / "checkpoints" / "step-3")
+    assert not multiprocessing.active_children()  # the helper ended with the job
+    resumed = train(config(files, ml_data_dir, tmp_path, processes=2, validation_file=None,
+                           resume_from=result.adapter_dir), RecordingSink())
+    assert (resumed.steps, resumed.stopped) == (12, None)

@@ -109,3 +109,17 @@ def test_the_idle_worker_prepares_the_models_it_is_asked_for(tmp_path, monkeypat
         worker_module._prepare(settings)
     assert loaded == ["tiny-smollm2", "no-such-model"]
     assert "prepared tiny-smollm2" in caplog.text and "could not prepare no-such-model" in caplog.text
+
+
+def test_jobs_on_smollm2_train_in_two_processes_where_there_are_two_cores(tmp_path, monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    settings = Settings.load(tmp_path)
+    assert (settings.processes_for("smollm2-135m-instruct"), settings.processes_for("tiny-smollm2")) == (2, 1)
+    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    assert settings.processes_for("smollm2-135m-instruct") == 1
+    monkeypatch.setenv("FTUTILS_TRAIN_PROCESSES", "3")
+    chosen = Settings.load(tmp_path)
+    assert chosen.processes_for("tiny-smollm2") == 3 and Settings.from_json(chosen.to_json()).train_processes == 3
+    monkeypatch.setenv("FTUTILS_TRAIN_PROCESSES", "-1")
+    with pytest.raises(ValueError, match="FTUTILS_TRAIN_PROCESSES"):
+        Settings.load(tmp_path)

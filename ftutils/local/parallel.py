@@ -1,0 +1,148 @@
+"""Data-parallel training on one machine: each process takes a share of every batch.
+
+Why processes rather than threads: on 2 cores, a batch-8 step of SmolLM2 took 1.39 s on
+one thread and 1.03 s on two, while two single-threaded processes each doing half the
+batch took 0.85-0.88 s (`benchmarks/bench_train.py --processes`). A step is thousands of
+small ops; threads must meet after every one of them, processes once a step.
+
+Every process holds the whole model. After each backward pass the LoRA gradients are
+summed across processes (gloo over the loopback interface, meeting through a file in the
+job folder), so every process takes the same optimizer step on the same numbers and the
+weights stay equal without being sent. Rank 0 is the caller: it alone writes events and
+checkpoints and decides when to stop; the others follow.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import ftutils.threads  # noqa: F401  (before torch loads, in the helper processes too)
+
+import torch
+
+TIMEOUT = datetime.timedelta(minutes=10)  # a collective waits this long for a dead or stuck peer
+STOPS = (None, "cancel", "pause")  # what rank 0 can tell the others before a step
+
+
+@dataclass(frozen=True)
+class Group:
+    """Where this process stands among `size` training processes (size 1: alone, no calls)."""
+
+    rank: int = 0
+    size: int = 1
+
+    def shard(self, examples: list) -> list:
+        """This process's share: examples sorted by length, dealt out in turn, so each
+        share has about the same tokens (and little padding)."""
+        if self.size == 1:
+            return examples
+        ordered = sorted(examples, key=lambda e: len(e.input_ids), reverse=True)
+        return ordered[self.rank::self.size]
+
+    def same_as_rank0(self, tensors: list[torch.Tensor]) -> None:
+        """Rank 0's values in every process (the LoRA weights at the start: the same seed
+        gives the same ones, this makes sure of it)."""
+        if self.size == 1:
+            return
+        flat = torch.cat([t.detach().reshape(-1) for t in tensors])
+        torch.distributed.broadcast(flat, src=0)
+        offset = 0
+        with torch.no_grad():
+            for t in tensors:
+                t.copy_(flat[offset:offset + t.numel()].view_as(t))
+                offset += t.numel()
+
+    def sum_grads(self, params: list[torch.Tensor]) -> None:
+        """Each parameter's gradient becomes the sum over processes (a process whose share
+        was empty adds zeros), in one message."""
+        if self.size == 1:
+            return
+        flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params])
+        torch.distributed.all_reduce(flat)
+        offset = 0
+        for p in params:
+            p.grad = flat[offset:offset + p.numel()].view_as(p)
+            offset += p.numel()
+
+    def sum(self, *values: float) -> list[float]:
+        if self.size == 1:
+            return list(values)
+        summed = torch.tensor(values, dtype=torch.float64)
+        torch.distributed.all_reduce(summed)
+        return summed.tolist()
+
+    def agree(self, stop: str | None) -> str | None:
+        """Rank 0's answer to "stop now?", for every process."""
+        if self.size == 1:
+            return stop
+        code = torch.tensor([STOPS.index(stop) if self.rank == 0 else 0])
+        torch.distributed.broadcast(code, src=0)
+        return STOPS[int(code)]
+
+
+@contextlib.contextmanager
+def started(config, size: int):
+    """Rank 0's Group, with `size - 1` helper processes training beside it until the block ends."""
+    if size == 1:
+        yield Group()
+        return
+    _loopback()
+    folder = Path(config.output_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    store = Path(tempfile.mkdtemp(prefix=".parallel-", dir=folder)) / "store"
+    context = torch.multiprocessing.get_context("spawn")
+    helpers = [context.Process(target=_helper, args=(config, rank, size, str(store), os.getpid()), daemon=True)
+               for rank in range(1, size)]
+    for helper in helpers:
+        helper.start()
+    try:
+        torch.distributed.init_process_group("gloo", init_method=f"file://{store}", rank=0, world_size=size,
+                                             timeout=TIMEOUT)
+        yield Group(0, size)
+    finally:
+        with contextlib.suppress(Exception):
+            torch.distributed.destroy_process_group()
+        for helper in helpers:
+            helper.join(timeout=10)
+            if helper.is_alive():
+                helper.kill()
+                helper.join()
+        with contextlib.suppress(OSError):
+            for path in store.parent.iterdir():
+                path.unlink()
+            store.parent.rmdir()
+
+
+def _helper(config, rank: int, size: int, store: str, parent: int) -> None:
+    """A helper process: the same training loop on its share, silent, until rank 0 ends it."""
+    from ftutils.local import trainer
+
+    # A SIGKILLed worker cannot stop its helpers; they notice they were orphaned.
+    threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
+    _loopback()
+    torch.set_num_threads(config.num_threads or 1)
+    torch.distributed.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=size,
+                                         timeout=TIMEOUT)
+    try:
+        trainer._train(config, trainer.SilentSink(), Group(rank, size))
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(1)
+
+
+def _loopback() -> None:
+    # gloo otherwise binds to the address the hostname resolves to; training never leaves the machine.
+    if sys.platform.startswith("linux"):
+        os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
