@@ -10,6 +10,8 @@ measured in the same round, so load from other processes hits both sides alike.
   +grouped   the reference with our length-grouped batches
   ours       ftutils.local.trainer.train (grouped, bf16 where native, head on labels only,
              LoRA layers grouped per input with a hand-written backward, fused AdamW)
+  ours xN    ours with each batch shared by N single-threaded processes (`--processes`,
+             default 2: what the worker does on a 2-core machine, ftutils.local.parallel)
   trl        TRL's SFTTrainer with its defaults (and use_cpu=True), when `trl` is installed
              (`pip install -e .[bench]`); it is not a dependency of ftutils
 
@@ -118,11 +120,12 @@ class TimingSink(RecordingSink):
         self.times.append(time.perf_counter())
 
 
-def ours(data_dir, train_file: Path, encoded) -> tuple[int, float]:
+def ours(data_dir, train_file: Path, encoded, processes: int = 1) -> tuple[int, float]:
     sink = TimingSink()
     with tempfile.TemporaryDirectory() as out:
         train(TrainConfig(base_model=BASE, data_dir=data_dir, train_file=train_file, output_dir=out, n_epochs=1,
-                          batch_size=BATCH, learning_rate_multiplier=LR / TrainConfig.base_learning_rate, seed=SEED),
+                          batch_size=BATCH, learning_rate_multiplier=LR / TrainConfig.base_learning_rate, seed=SEED,
+                          processes=processes),
               sink)
     batches = epoch_batches([len(e.input_ids) for e in encoded], BATCH, SEED, 0)
     tokens = sum(len(encoded[i].input_ids) for batch in batches[1:] for i in batch)
@@ -187,6 +190,8 @@ def throughput(args):
         train_file = Path(tmp) / "train.jsonl"
         train_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
         variants["ours"] = lambda: ours(data_dir, train_file, encoded)
+        if args.processes > 1:
+            variants[f"ours x{args.processes}"] = lambda: ours(data_dir, train_file, encoded, args.processes)
         try:
             import trl  # noqa: F401
             variants["trl"] = lambda: trl_defaults(data_dir, rows)
@@ -265,6 +270,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--examples", type=int, default=200)
     parser.add_argument("--all", action="store_true", help="also time bf16-only and grouping-only")
+    parser.add_argument("--processes", type=int, default=2,
+                        help="also time ours with each batch shared by this many single-threaded processes (1: not)")
     parser.add_argument("--job", action="store_true", help="time a 60-example job and its accuracy instead")
     parser.add_argument("--test", type=int, default=60, help="held-out tickets for --job")
     parser.add_argument("--data-dir", default=os.environ.get("FTUTILS_DATA_DIR", str(Path.home() / ".ftutils" / "local")))

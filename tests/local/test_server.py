@@ -144,3 +144,37 @@ def test_crashes_mid_job_lose_nothing(tmp_path, local_server):
         assert job.fine_tuned_model in {m.id for m in client.models.list().data}
     finally:
         stop_server(server)
+
+
+def children(pid: int) -> set[int]:
+    found = set()
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            found |= {int(p) for p in f.read().split()}
+    return found
+
+
+@pytest.mark.slow
+def test_a_job_trained_by_two_processes_survives_its_worker_being_killed(tmp_path, local_server):
+    data = tmp_path / "srv"
+    warm_model_cache(local_server.data_dir, data)
+    server = start_server(data, env={"FTUTILS_TRAIN_PROCESSES": "2"})
+    try:
+        client = server.client(max_retries=0)
+        train = client.files.create(file=write_jsonl(tmp_path / "t.jsonl", chat_lines(12)).open("rb"),
+                                    purpose="fine-tune")
+        job = client.fine_tuning.jobs.create(model="tiny-smollm2", training_file=train.id,
+                                             hyperparameters={"n_epochs": 30, "batch_size": 2})
+        wait_until(lambda: client.fine_tuning.jobs.checkpoints.list(job.id).data, timeout=90, what="a checkpoint")
+        worker = health(server)["worker_pid"]
+        helpers = children(worker)
+        assert helpers, "the worker should train with a helper process"
+        os.kill(worker, signal.SIGKILL)
+        # The orphaned helper notices and exits on its own; the restarted worker resumes the job.
+        assert wait_until(lambda: all(pid_gone(p) for p in helpers), timeout=30, what="the helper to exit")
+        job = wait_for(client, job.id, ("succeeded", "failed", "cancelled"), timeout=240)
+        assert job.status == "succeeded", job.error
+        assert any(e.message.startswith("Resumed from step") for e in events(client, job.id))
+        assert steps_of(client, job.id)[-1] == 180
+    finally:
+        stop_server(server)
