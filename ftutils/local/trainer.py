@@ -209,7 +209,8 @@ def _train(config: TrainConfig, sink: TrainSink, group: parallel.Group = paralle
     autocast = lambda: torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=bf16)  # noqa: E731
     sink.on_message("info", f"Fine-tuning {config.base_model} with LoRA r={config.lora_r} on all linear layers: "
                             f"{len(train_set)} examples, {config.n_epochs} epochs, batch size {config.batch_size}, "
-                            f"peak learning rate {optimizer.defaults['lr']:.2g}{', bf16 autocast' if bf16 else ''}.")
+                            f"peak learning rate {optimizer.defaults['lr']:.2g}{', bf16 autocast' if bf16 else ''}"
+                            f"{f', each batch shared by {group.size} processes' if group.size > 1 else ''}.")
     sink.on_start(total_steps, config.n_epochs, len(train_set))
     output_dir = Path(config.output_dir)
     lengths = [len(e.input_ids) for e in train_set]
