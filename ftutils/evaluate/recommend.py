@@ -78,10 +78,7 @@ def _checkpoint(evaluation: dict, manifest: dict | None) -> list[Recommendation]
     diag_step = ((manifest or {}).get("diagnosis") or {}).get("best_checkpoint_step")
     evidence = {"best": best["name"], "best_macro_f1": f_best, "final_macro_f1": f_final, "step": best.get("step"),
                 "diagnosis_step": diag_step, "kept": kept["name"]}
-    # Validation loss (03's pick) and test macro F1 can disagree; saying so beats picking silently.
-    agree = ("" if diag_step is None else
-             f" 03's diagnosis picked step {diag_step} by validation loss"
-             f"{', the same' if diag_step == best.get('step') else '; the two disagree, and the next run takes its epochs from validation, since choosing by the test set would make its score optimistic'}.")
+    agree = _validation_pick(tuned, best, diag_step)
     if best is final:
         return [Recommendation("checkpoint", f"The final model has the best macro F1 of the fine-tuned models "
                                f"({f_final:.3f} {_ci(final['metrics'].get('macro_f1_ci'))}): keep {final['model']}.{agree}", evidence)]
@@ -98,6 +95,24 @@ def _checkpoint(evaluation: dict, manifest: dict | None) -> list[Recommendation]
     return [Recommendation("checkpoint", f"The checkpoint at step {best.get('step')} has the best macro F1 "
                            f"({f_best:.3f} {_ci(best['metrics'].get('macro_f1_ci'))}) vs {f_final:.3f} for the final "
                            f"model: use {best['model']}.{overlap}{agree}", evidence)]
+
+
+def _validation_pick(tuned: list[dict], best: dict, diag_step) -> str:
+    """How 03's pick by validation loss stands against the test set's best, said rather than picked silently."""
+    if diag_step is None:
+        return ""
+    said = f" 03's diagnosis picked step {diag_step} by validation loss"
+    if diag_step == best.get("step"):
+        return said + ", the same."
+    picked = next((c for c in tuned if c.get("step") == diag_step), None)
+    lo = (best["metrics"].get("macro_f1_ci") or [None])[0]
+    why = "; the next run takes its epochs from validation, since choosing by the test set would make its score optimistic."
+    if picked is None or lo is None:
+        return said + why
+    f_picked = picked["metrics"]["macro_f1"]
+    verdict = ("inside this interval: the test set cannot tell the two apart" if f_picked >= lo
+               else "below this interval: the test set disagrees with validation")
+    return f"{said} ({f_picked:.3f} {_ci(picked['metrics'].get('macro_f1_ci'))}), {verdict}{why}"
 
 
 def significant(pair: dict) -> bool:
@@ -233,9 +248,13 @@ def _training(manifest: dict | None) -> list[Recommendation]:
     if not diagnosis:
         return []
     verdict = diagnosis.get("verdict", "unknown")
-    out = [Recommendation("training", f"Training diagnosis ({verdict}): {step}", {"verdict": verdict})
-           for step in diagnosis.get("next_steps") or []]
-    if not out and verdict != "good":
+    # "Evaluate on the test set" is done by now: this is that evaluation's advice.
+    steps = [s for s in diagnosis.get("next_steps") or [] if "04_evaluate" not in s]
+    out = [Recommendation("training", f"Training diagnosis ({verdict}): {step}", {"verdict": verdict}) for step in steps]
+    if not out and verdict == "good":
+        out.append(Recommendation("training", "Training diagnosis (good): the losses show neither under- nor "
+                                              "overfitting; the epochs and learning rate can stay.", {"verdict": verdict}))
+    elif not out:
         out.append(Recommendation("training", f"Training diagnosis: {verdict}; see 03_train's findings.", {"verdict": verdict}))
     return out
 

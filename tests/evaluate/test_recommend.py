@@ -153,3 +153,25 @@ def test_a_checkpoint_barely_better_than_the_final_model_is_named_and_the_final_
     monkeypatch.setattr(rec, "CHECKPOINT_MARGIN", gain / 2)  # the gain clears it: switch
     [ckpt] = by_kind(evaluation(specs, MANIFEST), "checkpoint")
     assert ckpt.evidence["kept"] == "step-10" and "use model-step-10" in ckpt.message
+
+
+def test_a_good_diagnosis_never_sends_the_reader_to_the_evaluation_they_are_reading():
+    good = {"diagnosis": {"verdict": "good", "findings": ["loss levelled off"],
+                          "next_steps": ["Evaluate the fine-tuned model on the held-out test set (04_evaluate)."]}}
+    ev = evaluation({"fine-tuned": ("fine_tuned", None, preds())}, good)
+    [training] = by_kind(ev, "training")
+    assert "04_evaluate" not in training.message and training.message.startswith("Training diagnosis (good): the losses")
+
+
+def test_the_validation_pick_is_set_against_the_test_sets_best_with_its_interval():
+    # The final model scores best on test; 03 picked step 10 by validation loss.
+    close = {"fine-tuned": ("fine_tuned", 20, preds({i: "refund" for i in (0, 3, 6)})),
+             "step-10": ("checkpoint", 10, preds({i: "refund" for i in (0, 3, 6, 9)}))}
+    [ckpt] = by_kind(evaluation(close, MANIFEST), "checkpoint")
+    assert "final model has the best macro F1" in ckpt.message
+    assert "picked step 10 by validation loss (" in ckpt.message and "the test set cannot tell the two apart" in ckpt.message
+    far = {"fine-tuned": ("fine_tuned", 20, preds()),
+           "step-10": ("checkpoint", 10, preds({i: "refund" for i in range(0, 40, 2)}))}
+    [ckpt] = by_kind(evaluation(far, MANIFEST), "checkpoint")
+    assert "below this interval: the test set disagrees with validation" in ckpt.message
+    assert "takes its epochs from validation" in ckpt.message
