@@ -1,10 +1,15 @@
 """Data-parallel training on one machine: each process takes a share of every batch.
 
-Why processes rather than threads: on 2 cores, a batch-8 step of SmolLM2 on the
-walkthrough's 160 training chats took 1.39 s on one thread and 1.03 s on two, while two
-single-threaded processes each doing half the batch took 0.85-0.88 s
-(`benchmarks/bench_train.py` times it as "ours x2"). A step is thousands of small ops;
-threads must meet after every one of them, processes once a step.
+Why processes rather than threads: a step is thousands of small ops; threads must meet
+after every one of them, processes once a step. Batch-8 steps of SmolLM2 on the
+walkthrough's 160 training chats, 2 vCPUs, one run after another (`benchmarks/bench_train.py`
+times it as "ours x2"):
+  cores free:   one thread 1.39 s, two threads 1.03 s, two processes 0.85-0.88 s (each half
+                timed as a batch of 4 in its own process)
+  cores busier: one thread 1.33-1.39 s, two threads 1.14-1.24 s, two processes 1.21-1.28 s
+  a real job through the server, a client polling: one thread 1.44 s, two threads 1.31 s,
+                two processes 1.33 s
+So on this VM the gain ranges from ~7 % to ~1.6x, depending on what else its host runs.
 
 Every process holds the whole model. After each backward pass the LoRA gradients are
 summed across processes (gloo over the loopback interface, meeting through a file in the

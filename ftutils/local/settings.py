@@ -46,8 +46,8 @@ class Settings:
     train_processes: int = 0
     """Processes that share each training batch (FTUTILS_TRAIN_PROCESSES; see
     ftutils.local.parallel); 0 = two on a machine with two or more cores, one for the tiny
-    test model. On 2 cores a batch-8 step of SmolLM2 took 1.39 s in one process, 0.85-0.88 s
-    as two halves in two processes."""
+    test model. On 2 vCPUs a batch-8 step of SmolLM2 took 1.44 s in one process and 1.33 s
+    in two during a real job, and as little as 0.63x of one process when both cores were free."""
     run_worker: bool = True
     """False runs the API alone (tests of the HTTP layer that must never train)."""
     prepare_models: list[str] = field(default_factory=list)
