@@ -19,7 +19,11 @@ Target (issue #9): ours >= 3x reference and >= 3x TRL's defaults, in the same ru
 Measured on 2026-12-01, Intel Xeon (family 6 model 207, AMX/avx512_bf16, 2 vCPUs shared
 with other jobs at load ~13), `--rounds 2 --examples 100`: ours 4.77x / 7.59x the
 reference and 4.3x / 6.6x TRL's defaults in rounds 1 / 2 (before the grouped LoRA layers
-and fused AdamW, under the same load: 2.58x the reference, 3.06x TRL). `--job` instead times a 60-example, 3-epoch job on
+and fused AdamW, under the same load: 2.58x the reference, 3.06x TRL). On 2026-12-02, the
+machine otherwise idle, `--rounds 1` (200 chats): reference 120 tok/s, ours (2 threads)
+312 (2.59x), ours x2 (two processes) 365 (3.04x), TRL 71 (0.59x): ours x2 is 5.1x TRL's
+defaults. Under load the reference suffers most, hence the larger ratios the day before.
+`--job` instead times a 60-example, 3-epoch job on
 SmolLM2 with OpenAI's auto hyperparameters end to end (the support-ticket sample data)
 and reports held-out accuracy before and after.
 
