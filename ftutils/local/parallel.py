@@ -95,8 +95,9 @@ class Group:
 
 
 @contextlib.contextmanager
-def started(config, size: int):
-    """Rank 0's Group, with `size - 1` helper processes training beside it until the block ends."""
+def started(config, size: int, warn=lambda message: None):
+    """Rank 0's Group, with `size - 1` helper processes training beside it until the block
+    ends; one process (and a `warn`ing) if the helpers cannot start or meet."""
     if size == 1:
         yield Group()
         return
@@ -107,26 +108,47 @@ def started(config, size: int):
         shutil.rmtree(stale, ignore_errors=True)
     store = Path(tempfile.mkdtemp(prefix=".parallel-", dir=folder)) / "store"
     context = torch.multiprocessing.get_context("spawn")
-    helpers = [context.Process(target=_helper, args=(config, rank, size, str(store), os.getpid()), daemon=True)
-               for rank in range(1, size)]
-    for helper in helpers:
-        helper.start()
+    ready = [context.Event() for _ in range(1, size)]
+    helpers = [context.Process(target=_helper, args=(config, rank, size, str(store), os.getpid(), ready[rank - 1]),
+                               daemon=True) for rank in range(1, size)]
+    joined = False
     try:
+        for helper in helpers:
+            helper.start()
+        # Meet only helpers that got as far as meeting: one that died on the way would
+        # otherwise keep rank 0 waiting for the whole TIMEOUT.
+        for helper, event in zip(helpers, ready):
+            while not event.wait(0.5):
+                if not helper.is_alive():
+                    raise RuntimeError(f"a training helper process exited with code {helper.exitcode} before it started")
         torch.distributed.init_process_group("gloo", init_method=f"file://{store}", rank=0, world_size=size,
                                              timeout=TIMEOUT)
+        joined = True
+    except Exception as exc:  # noqa: BLE001  (training goes on in one process)
+        warn(f"Training in one process: {size} processes could not start together ({exc}).")
+        _end(helpers, store)
+    if not joined:
+        yield Group()
+        return
+    try:
         yield Group(0, size)
     finally:
-        with contextlib.suppress(Exception):
-            torch.distributed.destroy_process_group()
-        for helper in helpers:
-            helper.join(timeout=10)
-            if helper.is_alive():
-                helper.kill()
-                helper.join()
-        shutil.rmtree(store.parent, ignore_errors=True)
+        if joined:
+            with contextlib.suppress(Exception):
+                torch.distributed.destroy_process_group()
+        _end(helpers, store)
 
 
-def _helper(config, rank: int, size: int, store: str, parent: int) -> None:
+def _end(helpers, store: Path) -> None:
+    for helper in helpers:
+        helper.join(timeout=10)
+        if helper.is_alive():
+            helper.kill()
+            helper.join()
+    shutil.rmtree(store.parent, ignore_errors=True)
+
+
+def _helper(config, rank: int, size: int, store: str, parent: int, ready) -> None:
     """A helper process: the same training loop on its share, silent, until rank 0 ends it."""
     from ftutils.local import trainer
 
@@ -134,6 +156,7 @@ def _helper(config, rank: int, size: int, store: str, parent: int) -> None:
     threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
     _loopback()
     torch.set_num_threads(config.num_threads or 1)
+    ready.set()
     torch.distributed.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=size,
                                          timeout=TIMEOUT)
     try:

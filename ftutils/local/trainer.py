@@ -171,7 +171,7 @@ def train(config: TrainConfig, sink: TrainSink) -> TrainResult:
     if threads:
         torch.set_num_threads(threads)
     try:
-        with parallel.started(config, processes) as group:
+        with parallel.started(config, processes, lambda message: sink.on_message("warn", message)) as group:
             return _train(config, sink, group)
     finally:
         torch.set_num_threads(saved_threads)

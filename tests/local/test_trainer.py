@@ -289,3 +289,20 @@ def test_two_processes_stop_together_when_paused(files, ml_data_dir, tmp_path):
     resumed = train(config(files, ml_data_dir, tmp_path, processes=2, validation_file=None,
                            resume_from=result.adapter_dir), RecordingSink())
     assert (resumed.steps, resumed.stopped) == (12, None)
+
+
+def _helper_that_dies(*args):
+    raise SystemExit(3)
+
+
+def test_a_helper_that_cannot_start_leaves_the_job_to_one_process(files, ml_data_dir, tmp_path, monkeypatch):
+    from ftutils.local import parallel
+
+    # The spawned helper runs this module's function (pickled by name): it exits before meeting rank 0.
+    monkeypatch.setattr(parallel, "_helper", _helper_that_dies)
+    sink = RecordingSink()
+    result = train(config(files, ml_data_dir, tmp_path, processes=2, validation_file=None, n_epochs=1), sink)
+    assert (result.steps, result.stopped, result.adapter_dir) == (4, None, tmp_path / "final")
+    [warning] = [m for level, m in sink.messages if level == "warn"]
+    assert warning.startswith("Training in one process: 2 processes could not start together") and "code 3" in warning
+    assert not list(tmp_path.glob(".parallel-*"))
