@@ -59,6 +59,7 @@ from ftutils.evaluate.baseline import classify_baseline  # noqa: E402
 from ftutils.evaluate.candidates import TestExample  # noqa: E402
 from ftutils.evaluate.classify import normalize_answer  # noqa: E402
 from ftutils.local.base_models import SMOLLM2  # noqa: E402
+from ftutils.local.trainer import SilentSink  # noqa: E402
 from ftutils.openai_rules import Hyperparameters  # noqa: E402
 
 DEFAULT_SOURCE = ROOT / "data" / "samples" / "clinc150_subset.csv"
@@ -140,12 +141,10 @@ def fine_tune_accuracy(train_rows, test_rows, labels, data_dir, overrides, seed)
             "eval_seconds": eval_seconds, "steps": result.steps, "hp": hp, "loss": result.final_metrics.get("train_loss")}
 
 
-class _QuietSink:
-    def on_start(self, total_steps, n_epochs, n_train_examples): pass
-    def on_message(self, level, message): print(f"  [{level}] {message}", flush=True) if level == "warn" else None
-    def on_metrics(self, record): pass
-    def on_checkpoint(self, step, epoch, path, metrics): pass
-    def should_stop(self): return None
+class _QuietSink(SilentSink):
+    def on_message(self, level, message):
+        if level == "warn":
+            print(f"  [{level}] {message}", flush=True)
 
 
 def baseline_accuracy(train_rows, test_rows, seed) -> float:

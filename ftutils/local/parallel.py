@@ -60,11 +60,9 @@ class Group:
             return
         flat = torch.cat([t.detach().reshape(-1) for t in tensors])
         torch.distributed.broadcast(flat, src=0)
-        offset = 0
         with torch.no_grad():
-            for t in tensors:
-                t.copy_(flat[offset:offset + t.numel()].view_as(t))
-                offset += t.numel()
+            for t, part in zip(tensors, flat.split([t.numel() for t in tensors])):
+                t.copy_(part.view_as(t))
 
     def sum_grads(self, params: list[torch.Tensor]) -> None:
         """Each parameter's gradient becomes the sum over processes (a process whose share
@@ -73,10 +71,8 @@ class Group:
             return
         flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params])
         torch.distributed.all_reduce(flat)
-        offset = 0
-        for p in params:
-            p.grad = flat[offset:offset + p.numel()].view_as(p)
-            offset += p.numel()
+        for p, part in zip(params, flat.split([p.numel() for p in params])):
+            p.grad = part.view_as(p)
 
     def sum(self, *values: float) -> list[float]:
         if self.size == 1:
@@ -154,7 +150,6 @@ def _helper(config, rank: int, size: int, store: str, parent: int, ready) -> Non
 
     # A SIGKILLed worker cannot stop its helpers; they notice they were orphaned.
     threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
-    _loopback()
     torch.set_num_threads(config.num_threads or 1)
     ready.set()
     torch.distributed.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=size,
@@ -172,6 +167,6 @@ def _exit_when_orphaned(parent: int) -> None:
 
 
 def _loopback() -> None:
-    # gloo otherwise binds to the address the hostname resolves to; training never leaves the machine.
+    # Set before the helpers start, so they inherit it. gloo otherwise binds to the address the hostname resolves to; training never leaves the machine.
     if sys.platform.startswith("linux"):
         os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")

@@ -119,8 +119,6 @@ def labelled_logits(model, ids, mask, labels, prefix: int = 0):
 def evaluate(model, examples, pad_id, autocast) -> tuple[float, int, int]:
     """Summed loss, correct predictions and label count over `examples`, in as few forward
     passes as fit."""
-    if not examples:
-        return 0.0, 0, 0
     model.eval()
     with autocast():
         loss, correct, n = batch_loss(model, examples, pad_id, backward=False)
