@@ -5,7 +5,8 @@ else. SmolLM2's chat template has no `{% generation %}` markers, so the spans co
 rendering prefixes of the conversation: the text an assistant message adds after its
 `<|im_start|>assistant\\n` header, up to and including the end-of-turn token, is trained.
 One tokenization of the whole text (with character offsets) then maps spans to tokens,
-so the ids are exactly those the model sees at inference.
+so the ids are exactly those the model sees at inference (`render` is what inference
+prompts with, `encode` what training learns from, and `ftutils.data.tokenizers` shows both).
 """
 from __future__ import annotations
 
@@ -123,27 +124,3 @@ def pad_batch(examples: list[Encoded], pad_id: int):
         mask[row, :n] = 1
         labels[row, :n] = torch.tensor(e.labels)
     return ids, mask, labels
-
-
-def read_jsonl(path) -> list[dict]:
-    """The examples of a training file, read by the validator's own line reader (same BOM,
-    UTF-8, NUL and surrogate rules), so a file `ftutils validate` passes reads the same here.
-    Blank lines are skipped (a warning there); any other bad line raises DataError with its line."""
-    from ftutils.data.load import DataError
-    from ftutils.data.validate import iter_lines
-
-    rows = []
-    for line, obj, error, code, field in iter_lines(path):
-        if obj is not None:
-            rows.append(obj)
-        elif code != "blank_line":
-            raise DataError(f"{code}: {error}", path, line, field or None)
-    return rows
-
-
-def warn_dropped(sink, what: str, noun: str, max_length: int, truncated: int, skipped: int, why: str) -> None:
-    """One event each for the items of a file cut at `max_length` and those skipped (`why`)."""
-    if truncated:
-        sink.on_message("warn", f"{truncated} {what} {noun} are longer than {max_length} tokens and were truncated.")
-    if skipped:
-        sink.on_message("warn", f"{skipped} {what} {noun} {why} and were skipped.")
