@@ -22,9 +22,9 @@ ONE_THREAD_BELOW = 20_000_000
 """Parameters: a smaller model's matmuls are too small to split across threads, and on a CPU
 shared with the API process its second thread mostly waits (tiny ops ran 100x slower that way),
 so it trains and answers on one thread, and in one training process."""
-FOLDER_TRAINING_TOKENS = 1024
-"""Training limit of a base from a Hugging Face folder (`ftutils serve --model ID=DIR`): one
-example of this many tokens keeps a LoRA step on a CPU within seconds."""
+OTHER_TRAINING_TOKENS = 1024
+"""Training limit of a base the table has no row for (a Hugging Face folder, `ftutils serve
+--model ID=DIR`): one example of this many tokens keeps a LoRA step on a CPU within seconds."""
 
 
 @dataclass(frozen=True)
@@ -117,10 +117,16 @@ def base_model(model_id: str, extra_models: dict[str, str] | None = None) -> Bas
     return None
 
 
+def training_tokens(model_id: str) -> int:
+    """Tokens kept per training example of a base: its row's, else OTHER_TRAINING_TOKENS."""
+    entry = BASE_MODELS.get(model_id)
+    return entry.training_tokens if entry else OTHER_TRAINING_TOKENS
+
+
 def folder_model(model_id: str, folder) -> BaseModel:
     """The row of a base served from a Hugging Face folder: its context from its config.json."""
     path = Path(folder)
     config_file = path / "config.json"
     config = json.loads(config_file.read_text()) if config_file.exists() else {}
-    return BaseModel(model_id, "hf-folder", int(config.get("max_position_embeddings", 2048)), FOLDER_TRAINING_TOKENS,
+    return BaseModel(model_id, "hf-folder", int(config.get("max_position_embeddings", 2048)), OTHER_TRAINING_TOKENS,
                      int(path.stat().st_mtime), "local", tokenizer=model_id, folder=str(path))

@@ -1,5 +1,6 @@
 """The job service: every status a fine-tuning job can have, every move between them, and
-all SQL on jobs, their events, checkpoints and fine-tuned models.
+all SQL on jobs, their events and checkpoints, and the model row a job makes when it succeeds
+(listing and deleting fine-tuned models as models is `fine_tunes`; their files, `files`).
 
 The API process (routes: create, cancel, pause, resume) and the worker process (validate,
 run, finish, fail, recover) both change jobs, at the same moment if a user is quick. So a
@@ -16,7 +17,7 @@ from __future__ import annotations
 import random
 
 from ftutils import openai_rules
-from ftutils.local.db import Database, encode, new_id, now
+from ftutils.local.store.db import Database, encode, new_id, now
 from ftutils.openai_rules import JOB_STATUSES, TERMINAL_STATUSES
 
 ACTIVE = ("validating_files", "queued", "running")
@@ -76,10 +77,6 @@ class Jobs:
         """Oldest step first."""
         return self.db.conn.execute("SELECT * FROM checkpoints WHERE job_id = ? ORDER BY step_number",
                                     (job_id,)).fetchall()
-
-    def checkpoint_by_model(self, model: str) -> dict | None:
-        return self.db.conn.execute("SELECT * FROM checkpoints WHERE fine_tuned_model_checkpoint = ?",
-                                    (model,)).fetchone()
 
     def metrics_records(self, job_id: str) -> list[dict]:
         """The `data` of every metrics event, in the order they were written."""

@@ -1,5 +1,5 @@
 """SQLite state shared by the API process and the worker process: the schema and generic
-row access (what a job's rows mean, and how they change, is ftutils.local.jobs).
+row access (what a job's rows mean, and how they change, is `ftutils.local.store.jobs`).
 
 WAL lets the API read while the worker writes; every write is one statement or one
 `BEGIN IMMEDIATE` transaction, so two processes never see half a change. Each thread

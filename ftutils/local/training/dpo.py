@@ -1,4 +1,4 @@
-"""Direct preference optimisation (DPO) for the local trainer: preference pairs in, loss out.
+"""Direct preference optimisation (DPO), the training loop's Objective for OpenAI's "dpo" method.
 
 A preference example (OpenAI's format, read and checked by `ftutils.data.validate`) has a
 prompt (`input.messages`), a preferred and a non-preferred assistant reply. DPO (Rafailov et
@@ -22,75 +22,54 @@ Metrics per step, under the names the trainer's sink and OpenAI's checkpoints us
 `loss` (the DPO loss above) and `mean_token_accuracy` (next-token accuracy on the preferred
 reply), plus DPO's own: `reward_accuracy` (share of pairs with a positive margin) and
 `reward_margin` (mean beta * margin). The trainer prefixes them with train_/valid_/full_valid_.
+
+In several processes (`parallel`) each scores every pair's reference (once, before training)
+and takes its share of each batch; the sums below add up across processes.
 """
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from ftutils.local import chatdata, steps
-from ftutils.openai_rules import AUTO_BETA
+from ftutils.local.models import chat_format
+from ftutils.local.training import examples, sft
+from ftutils.local.training.examples import Pair
 
-DEFAULT_BETA = AUTO_BETA  # what OpenAI's "auto" beta means here
-MICRO_BATCH_TOKENS = steps.MICRO_BATCH_TOKENS  # padded tokens per forward pass (both replies of each pair)
-
-
-@dataclass
-class Pair:
-    chosen: chatdata.Encoded
-    """Prompt + preferred reply; labels only on the reply."""
-    rejected: chatdata.Encoded
-    """Prompt + non-preferred reply."""
-    reference: tuple[float, float] | None = None
-    """The reference model's log-probabilities of (chosen, rejected), once scored."""
-
-    @property
-    def input_ids(self) -> list[int]:
-        """Both sequences' tokens: what a step processes (batching by length, trained tokens)."""
-        return self.chosen.input_ids + self.rejected.input_ids
-
-    @property
-    def truncated(self) -> bool:
-        return self.chosen.truncated or self.rejected.truncated
+MICRO_BATCH_TOKENS = sft.MICRO_BATCH_TOKENS  # padded tokens per forward pass (both replies of each pair)
 
 
-def encode_pair(tokenizer, row: dict, max_length: int) -> Pair | None:
-    """A preference line as two encoded conversations; None when a reply has no token left
-    to learn from (after truncation)."""
-    prompt = (row.get("input") or {}).get("messages") or []
-    # Only the final reply is compared: earlier assistant turns in the prompt are context.
-    prompt = [{**m, "weight": 0} if m.get("role") == "assistant" else m for m in prompt]
-    replies = []
-    for key in ("preferred_output", "non_preferred_output"):
-        reply = row.get(key, row.get(key.replace("output", "completion"))) or []
-        replies.append(chatdata.encode(tokenizer, [*prompt, {**reply[0], "weight": 1}], max_length))
-    pair = Pair(*replies)
-    return pair if pair.chosen.n_trained and pair.rejected.n_trained else None
+class Dpo:
+    """OpenAI's "dpo" method as the training loop's Objective, with its `beta`."""
+
+    def __init__(self, beta: float):
+        self.beta = beta
+
+    def load(self, path, tokenizer, max_length: int, sink, what: str) -> list[Pair]:
+        return examples.load_pairs(path, tokenizer, max_length, sink, what)
+
+    def prepare(self, model, pairs: list[Pair], pad_id: int) -> None:
+        """Score the reference before the loop's speed tricks: fused LoRA layers ignore
+        peft's disable_adapter()."""
+        score_reference(model, pairs, pad_id)
+
+    def loss(self, model, share: list[Pair], batch: list[Pair], pad_id: int, backward: bool) -> list[float]:
+        """[summed loss, correct tokens, tokens, pairs won, summed margin, pairs] over `share`
+        (this process's part of `batch`); gradients of the whole batch's mean loss if `backward`."""
+        return pair_sums(model, share, len(batch), pad_id, self.beta, backward)
+
+    def metrics(self, sums: list[float]) -> dict:
+        """The sums over every process, as the batch's metrics (mean per pair)."""
+        loss, correct, tokens, wins, margin, n = sums
+        return {"loss": loss / n, "mean_token_accuracy": correct / max(1, tokens),
+                "reward_accuracy": wins / n, "reward_margin": margin / n}
 
 
-def load_pairs(path, tokenizer, config, sink, what: str) -> list[Pair]:
-    """The pairs of a preference file, read through the validator's own line reader."""
-    pairs, skipped, truncated, max_length = [], 0, 0, config.max_length
-    for row in chatdata.read_jsonl(path):
-        pair = encode_pair(tokenizer, row, max_length)
-        if pair is None:
-            skipped += 1
-            continue
-        truncated += pair.truncated
-        pairs.append(pair)
-    chatdata.warn_dropped(sink, what, "pairs", max_length, truncated, skipped,
-                          "have a reply with no tokens left after truncation")
-    return pairs
-
-
-def _reply_logps(model, sequences: list[chatdata.Encoded], pad_id: int):
+def _reply_logps(model, sequences: list[chat_format.Encoded], pad_id: int):
     """Per sequence: summed log-probability of its labelled tokens, and (correct, count) of
     next-token predictions there."""
-    ids, mask, labels = (t.to(model.device) for t in chatdata.pad_batch(sequences, pad_id))
-    logits, targets = steps.labelled_logits(model, ids, mask, labels)
-    rows = (labels[:, 1:] != chatdata.IGNORE).nonzero(as_tuple=True)[0]  # the row of each labelled position
+    ids, mask, labels = (t.to(model.device) for t in chat_format.pad_batch(sequences, pad_id))
+    logits, targets = sft.labelled_logits(model, ids, mask, labels)
+    rows = (labels[:, 1:] != chat_format.IGNORE).nonzero(as_tuple=True)[0]  # the row of each labelled position
     token_logps = torch.log_softmax(logits.float(), dim=-1).gather(-1, targets[:, None]).squeeze(-1)
     sums = torch.zeros(len(sequences), device=token_logps.device).index_add(0, rows, token_logps)
     correct = (logits.argmax(-1) == targets).float()
@@ -111,14 +90,14 @@ def score_reference(model, pairs: list[Pair], pad_id: int) -> None:
     model.train(was_training)
 
 
-def batch_metrics(model, batch: list[Pair], pad_id: int, beta: float, backward: bool) -> dict:
-    """DPO loss and metrics over `batch` (mean per pair); gradients of the batch mean if asked.
+def pair_sums(model, pairs: list[Pair], n_batch: int, pad_id: int, beta: float, backward: bool) -> list[float]:
+    """The DPO sums over `pairs`; gradients of the loss summed and divided by `n_batch` if asked.
 
     Micro-batches bound memory; each pair's chosen and rejected replies go through one
     forward pass together. The pairs' reference log-probabilities must be scored already.
     """
     totals = {"loss": 0.0, "correct": 0.0, "tokens": 0, "wins": 0, "margin": 0.0}
-    for micro in _micro_batches(batch):
+    for micro in _micro_batches(pairs):
         sequences = [p.chosen for p in micro] + [p.rejected for p in micro]
         with torch.set_grad_enabled(backward):
             policy, correct, counts = _reply_logps(model, sequences, pad_id)
@@ -131,24 +110,13 @@ def batch_metrics(model, batch: list[Pair], pad_id: int, beta: float, backward: 
         margins = beta * (ratios[:k] - ratios[k:])
         losses = -F.logsigmoid(margins)
         if backward:
-            (losses.sum() / len(batch)).backward()
+            (losses.sum() / n_batch).backward()
         totals["loss"] += losses.sum().item()
         totals["correct"] += correct[:k].sum().item()
         totals["tokens"] += int(counts[:k].sum())
         totals["wins"] += int((margins > 0).sum())
         totals["margin"] += margins.sum().item()
-    n = len(batch)
-    return {"loss": totals["loss"] / n, "mean_token_accuracy": totals["correct"] / max(1, totals["tokens"]),
-            "reward_accuracy": totals["wins"] / n, "reward_margin": totals["margin"] / n}
-
-
-@torch.no_grad()
-def evaluate(model, pairs: list[Pair], pad_id: int, beta: float, autocast) -> dict:
-    model.eval()
-    with autocast():
-        metrics = batch_metrics(model, pairs, pad_id, beta, backward=False)
-    model.train()
-    return metrics
+    return [totals["loss"], totals["correct"], totals["tokens"], totals["wins"], totals["margin"], len(pairs)]
 
 
 def _micro_batches(batch: list[Pair]):

@@ -16,6 +16,12 @@ summed across processes (gloo over the loopback interface, meeting through a fil
 job folder), so every process takes the same optimizer step on the same numbers and the
 weights stay equal without being sent. Rank 0 is the caller: it alone writes events and
 checkpoints and decides when to stop; the others follow.
+
+The seam with the training loop is `Group`, which the loop calls in four places: `start`
+(the same initial weights everywhere), `agree` (stop or go on, before each step), `shard` and
+`sum` (each process's share of a batch, and the share's sums added up), and `sum_grads`
+(after backward). `started(config, size, loop)` runs `loop(config, sink, group)` in the
+helper processes: the loop is passed in, so this module imports no training code.
 """
 from __future__ import annotations
 
@@ -33,6 +39,8 @@ from pathlib import Path
 import ftutils.threads  # noqa: F401  (before torch loads, in the helper processes too)
 
 import torch
+
+from ftutils.local.training.config import SilentSink
 
 TIMEOUT = datetime.timedelta(minutes=10)  # a collective waits this long for a dead or stuck peer
 STOPS = (None, "cancel", "pause")  # what rank 0 can tell the others before a step
@@ -53,7 +61,7 @@ class Group:
         ordered = sorted(examples, key=lambda e: len(e.input_ids), reverse=True)
         return ordered[self.rank::self.size]
 
-    def same_as_rank0(self, tensors: list[torch.Tensor]) -> None:
+    def start(self, tensors: list[torch.Tensor]) -> None:
         """Rank 0's values in every process (the LoRA weights at the start: the same seed
         gives the same ones, this makes sure of it)."""
         if self.size == 1:
@@ -91,9 +99,10 @@ class Group:
 
 
 @contextlib.contextmanager
-def started(config, size: int, warn=lambda message: None):
-    """Rank 0's Group, with `size - 1` helper processes training beside it until the block
-    ends; one process (and a `warn`ing) if the helpers cannot start or meet."""
+def started(config, size: int, loop, warn=lambda message: None):
+    """Rank 0's Group, with `size - 1` helper processes running `loop(config, sink, group)`
+    beside it until the block ends; one process (and a `warn`ing) if the helpers cannot start
+    or meet. `loop` must be a module-level function: the helpers are spawned and unpickle it."""
     if size == 1:
         yield Group()
         return
@@ -105,34 +114,36 @@ def started(config, size: int, warn=lambda message: None):
     store = Path(tempfile.mkdtemp(prefix=".parallel-", dir=folder)) / "store"
     context = torch.multiprocessing.get_context("spawn")
     ready = [context.Event() for _ in range(1, size)]
-    helpers = [context.Process(target=_helper, args=(config, rank, size, str(store), os.getpid(), ready[rank - 1]),
-                               daemon=True) for rank in range(1, size)]
-    joined = False
+    helpers = [context.Process(target=run_helper, args=(loop, config, rank, size, str(store), os.getpid(),
+                                                     ready[rank - 1]), daemon=True) for rank in range(1, size)]
     try:
         for helper in helpers:
             helper.start()
-        # Meet only helpers that got as far as meeting: one that died on the way would
-        # otherwise keep rank 0 waiting for the whole TIMEOUT.
-        for helper, event in zip(helpers, ready):
-            while not event.wait(0.5):
-                if not helper.is_alive():
-                    raise RuntimeError(f"a training helper process exited with code {helper.exitcode} before it started")
-        torch.distributed.init_process_group("gloo", init_method=f"file://{store}", rank=0, world_size=size,
-                                             timeout=TIMEOUT)
-        joined = True
+        _meet(helpers, ready, store, size)
     except Exception as exc:  # noqa: BLE001  (training goes on in one process)
         warn(f"Training in one process: {size} processes could not start together ({exc}).")
         _end(helpers, store)
-    if not joined:
+        helpers = None
+    if helpers is None:
         yield Group()
         return
     try:
         yield Group(0, size)
     finally:
-        if joined:
-            with contextlib.suppress(Exception):
-                torch.distributed.destroy_process_group()
+        with contextlib.suppress(Exception):
+            torch.distributed.destroy_process_group()
         _end(helpers, store)
+
+
+def _meet(helpers, ready, store: Path, size: int) -> None:
+    """Rank 0 joins the group, once every helper got as far as meeting: one that died on the
+    way would otherwise keep rank 0 waiting for the whole TIMEOUT."""
+    for helper, event in zip(helpers, ready):
+        while not event.wait(0.5):
+            if not helper.is_alive():
+                raise RuntimeError(f"a training helper process exited with code {helper.exitcode} before it started")
+    torch.distributed.init_process_group("gloo", init_method=f"file://{store}", rank=0, world_size=size,
+                                         timeout=TIMEOUT)
 
 
 def _end(helpers, store: Path) -> None:
@@ -144,10 +155,8 @@ def _end(helpers, store: Path) -> None:
     shutil.rmtree(store.parent, ignore_errors=True)
 
 
-def _helper(config, rank: int, size: int, store: str, parent: int, ready) -> None:
+def run_helper(loop, config, rank: int, size: int, store: str, parent: int, ready) -> None:
     """A helper process: the same training loop on its share, silent, until rank 0 ends it."""
-    from ftutils.local import trainer
-
     # A SIGKILLed worker cannot stop its helpers; they notice they were orphaned.
     threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
     torch.set_num_threads(config.num_threads or 1)
@@ -155,7 +164,7 @@ def _helper(config, rank: int, size: int, store: str, parent: int, ready) -> Non
     torch.distributed.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=size,
                                          timeout=TIMEOUT)
     try:
-        trainer._train(config, trainer.SilentSink(), Group(rank, size))
+        loop(config, SilentSink(), Group(rank, size))
     finally:
         torch.distributed.destroy_process_group()
 
