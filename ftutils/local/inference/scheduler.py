@@ -1,4 +1,4 @@
-"""Dynamic batching for the chat engine: concurrent requests on one model share forward passes.
+"""Dynamic batching for the chat engine (`engine`): concurrent requests on one model share forward passes.
 
 One scheduler thread does every forward pass (the CPU has few cores; two passes at once
 would only contend). Each step, per model: requests that arrived since the last step are
@@ -12,7 +12,7 @@ A request's prompt prefix that many requests repeat (the system prompt of every 
 any few-shot turns before it) is prefilled once and its KV cache reused (`PrefixCache`).
 
 The scheduler knows nothing of sampling or text: a request's `consume(logits)` does that
-(ftutils.local.inference) and returns which of its rows are done.
+(`engine._Request.consume`) and returns which of its rows are done.
 """
 from __future__ import annotations
 
