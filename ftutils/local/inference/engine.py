@@ -177,12 +177,12 @@ def _prefix(tokenizer, messages: list[dict], prompt_ids: list[int]) -> tuple:
     """Every turn before the last user message, as tokens, when they are a token prefix of
     the prompt: the part many requests share (a system prompt, or a system prompt and the
     same few solved examples before every test item), whose KV cache the scheduler keeps."""
-    normalized = chatdata.normalize_messages(messages)
+    normalized = chat_format.normalize_messages(messages)
     first = max((i for i, m in enumerate(normalized) if m["role"] == "user"), default=0)
     if not 0 < first < len(normalized):
         return ()
     try:
-        ids = tokenizer(chatdata.render(tokenizer, normalized[:first]), add_special_tokens=False)["input_ids"]
+        ids = tokenizer(chat_format.render(tokenizer, normalized[:first]), add_special_tokens=False)["input_ids"]
     except Exception:  # noqa: BLE001 (a template that renders no system-only conversation: no prefix, no harm)
         return ()
     return tuple(ids) if len(ids) < len(prompt_ids) and prompt_ids[:len(ids)] == ids else ()

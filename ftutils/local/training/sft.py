@@ -10,7 +10,6 @@ DPO scores replies with the same `labelled_logits`.
 """
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 
 from ftutils.local.models import chat_format

@@ -1,6 +1,6 @@
 """The worker process: takes queued jobs from SQLite one at a time and trains them.
 
-Run as `python -m ftutils.local.worker` by `WorkerProcess` (the API's lifespan), with the
+Run as `python -m ftutils.local.worker.loop` by `WorkerProcess` (the API's lifespan), with the
 settings in FTUTILS_WORKER_SETTINGS. Everything it learns goes straight to SQLite and
 disk, so a crash at any moment loses nothing already written; on start it settles what
 the previous worker left `running`. Cancel and pause reach it as a job status the API
@@ -8,12 +8,8 @@ wrote, read by `JobSink.should_stop` once per training step.
 """
 from __future__ import annotations
 
-import base64
 import contextlib
-import csv
-import io
 import logging
-import math
 import os
 import shutil
 import signal
@@ -21,83 +17,22 @@ import sys
 import time
 from pathlib import Path
 
-from ftutils.openai_rules import AUTO_BETA, Hyperparameters
-from ftutils.local import integrations
-from ftutils.local.base_models import local_base
-from ftutils.local.db import Database, new_id, now
-from ftutils.local.jobs import Jobs, model_id
+from ftutils import openai_rules
+from ftutils.local.models import aliases
 from ftutils.local.settings import Settings
+from ftutils.local.store import Store
+from ftutils.local.worker import integrations, results
+from ftutils.local.worker.process import ENV
+from ftutils.local.worker.sink import JobSink
 
-ENV = "FTUTILS_WORKER_SETTINGS"
-# OpenAI's result-file columns; the full-validation pair is filled at epoch ends only.
-RESULT_COLUMNS = ["step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy",
-                  "full_valid_loss", "full_valid_mean_token_accuracy"]
-RESULT_DECIMALS = 5  # as OpenAI writes them (1.52347)
-LEVELS = {"warning": "warn", "warn": "warn", "error": "error"}
 log = logging.getLogger("ftutils.local.worker")
-
-
-def _finite(record: dict) -> dict:
-    # NaN/inf are not JSON; a diverged loss is reported as missing rather than breaking clients.
-    return {k: v for k, v in record.items()
-            if v is not None and not (isinstance(v, float) and not math.isfinite(v))}
-
-
-class JobSink:
-    """What the trainer reports, turned into events, checkpoints and job fields."""
-
-    def __init__(self, worker: "Worker", job: dict):
-        self.worker, self.jobs, self.job = worker, worker.jobs, job
-        self.model_id = model_id(job, worker.settings.org)
-        self.total_steps = 0
-        self.started = time.monotonic()
-        self.first_step: int | None = None
-        self.last_step = 0
-        self.reporters: list = []  # the job's integrations (ftutils.local.integrations)
-
-    def on_start(self, total_steps: int, n_epochs: int, n_train_examples: int) -> None:
-        self.total_steps = total_steps
-        self.started = time.monotonic()
-
-    def on_message(self, level: str, message: str) -> None:
-        self.jobs.event(self.job["id"], message, level=LEVELS.get(level, "info"))
-
-    def on_metrics(self, record: dict) -> None:
-        step = int(record["step"])
-        data = {**_finite(record), "step": step, "total_steps": self.total_steps}
-        message = f"Step {step}/{self.total_steps}: training loss={record.get('train_loss', float('nan')):.4f}"
-        if data.get("valid_loss") is not None:
-            message += f", validation loss={data['valid_loss']:.4f}"
-        if self.first_step is None:
-            self.first_step, self.started = step - 1, time.monotonic() - 1e-6
-        per_step = (time.monotonic() - self.started) / max(1, step - self.first_step)
-        self.last_step = step
-        self.jobs.record_metrics(self.job["id"], message, data,
-                                 estimated_finish=int(time.time() + per_step * max(0, self.total_steps - step)))
-        for reporter in self.reporters:
-            reporter.log(data)
-
-    def on_checkpoint(self, step: int, epoch: int, path, metrics: dict) -> None:
-        self.jobs.add_checkpoint(self.job, step, path, {**_finite(metrics or {}), "step": float(step)})
-        self.prune()
-
-    def prune(self) -> None:
-        """Keep the newest `keep_checkpoints`, as OpenAI does: older rows first, then their folders."""
-        for path in self.jobs.prune_checkpoints(self.job["id"], self.worker.settings.keep_checkpoints):
-            self.worker.remove_tree(path)
-
-    def should_stop(self):
-        self.worker.exit_if_orphaned()
-        if self.worker.shutting_down:
-            return "pause"
-        return self.jobs.stop_requested(self.job["id"])
 
 
 class Worker:
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.db = Database(settings.db_path)
-        self.jobs = Jobs(self.db, settings.org)
+        self.store = Store.open(settings.db_path, settings.files_dir, settings.jobs_dir, settings.org)
+        self.jobs = self.store.jobs
         self.parent = os.getppid()
         self.shutting_down = False
 
@@ -150,11 +85,11 @@ class Worker:
             if not file_id:
                 continue
             self.jobs.event(job["id"], f"Validating {param.replace('_', ' ')}: {file_id}")
-            row = self.db.get("files", file_id)
+            row = self.store.files.get(file_id)
             try:
                 if row is None:
                     raise FileNotFoundError(file_id)
-                report = validate_file(self.settings.files_dir / file_id, model=job["model"], method=method)
+                report = validate_file(self.store.files.path(file_id), model=job["model"], method=method)
             except FileNotFoundError:
                 self.jobs.fail(job["id"], "file_not_found", f"{file_id}: the file was deleted before it was validated.",
                                param)
@@ -166,12 +101,7 @@ class Worker:
                 return False
             if param == "training_file":
                 n_examples = report.n_examples
-        given = dict(job["hyperparameters"])
-        beta = given.pop("beta", None)  # DPO's; Hyperparameters resolves the three shared ones
-        hp = Hyperparameters(**given).resolve(n_examples).to_dict()
-        hp = {k: hp[k] for k in ("batch_size", "learning_rate_multiplier", "n_epochs")}
-        if method == "dpo":
-            hp = {"beta": AUTO_BETA if beta in (None, "auto") else beta, **hp}
+        hp = openai_rules.resolved_hyperparameters(method, job["hyperparameters"], n_examples)
         return self.jobs.validated(job["id"], hp, {**job["method"], method: {"hyperparameters": hp}})
 
     def run(self, job: dict) -> None:
@@ -181,29 +111,20 @@ class Worker:
         job = self.jobs.get(job["id"])
         if not self.jobs.start(job["id"]):
             return
-        gone = next((p for p in ("training_file", "validation_file")
-                     if job[p] and not (self.settings.files_dir / job[p]).exists()), None)
+        files = self.store.files
+        gone = next((p for p in ("training_file", "validation_file") if job[p] and not files.path(job[p]).exists()), None)
         if gone:  # deleted after validation, e.g. while the job was paused
             self.jobs.fail(job["id"], "file_not_found", f"{job[gone]}: the file was deleted before training read it.",
                            gone)
             return
-        sink = JobSink(self, job)
-        base = local_base(job["model"], self.settings.model_aliases)
+        base = aliases.local_base(job["model"], self.settings.model_aliases)
         if base != job["model"] and not job["resume_from"]:
             self.jobs.event(job["id"], f"{job['model']} is trained locally as {base} (its alias on this server)")
+        sink = JobSink(self, job)
         try:
-            from ftutils.local.trainer import TrainConfig, train
+            from ftutils.local.training.loop import train
 
-            hp = job["hyperparameters"]
-            config = TrainConfig(
-                base_model=base, data_dir=self.settings.data_dir,
-                train_file=self.settings.files_dir / job["training_file"],
-                validation_file=self.settings.files_dir / job["validation_file"] if job["validation_file"] else None,
-                output_dir=self.settings.jobs_dir / job["id"], n_epochs=hp["n_epochs"], batch_size=hp["batch_size"],
-                learning_rate_multiplier=hp["learning_rate_multiplier"], seed=job["seed"],
-                method=job["method"]["type"], beta=hp.get("beta", AUTO_BETA),
-                resume_from=job["resume_from"], extra_models=self.settings.extra_models or None,
-                processes=self.settings.processes_for(base))
+            config = self.train_config(job, base)
             sink.reporters = integrations.start(job, lambda m, level: self.jobs.event(job["id"], m, level=level),
                                                 self.settings.jobs_dir / job["id"])
             result = train(config, sink)
@@ -215,39 +136,28 @@ class Worker:
             for reporter in sink.reporters:
                 reporter.close()
         if result.stopped is None:
-            self.finish(job, result)
+            self.finish(job, result, base)
         else:
             self.jobs.stopped(job["id"], result.stopped, shutting_down=self.shutting_down)
 
-    def finish(self, job: dict, result) -> None:
-        # OpenAI serves the result file base64-encoded; readers written for it b64decode it.
-        content = base64.b64encode(self.result_csv(job["id"]).encode())
-        file_id = new_id("file-")
-        path = self.settings.files_dir / file_id
-        tmp = path.with_name(f".upload-{file_id}.tmp")
-        tmp.write_bytes(content)
-        os.replace(tmp, path)
-        row = {"id": file_id, "bytes": len(content), "created_at": now(), "filename": "step_metrics.csv",
-               "purpose": "fine-tune-results", "status": "processed"}
-        if not self.jobs.finish(job, adapter_dir=result.adapter_dir, trained_tokens=result.trained_tokens,
-                                result_file=row, base_model=local_base(job["model"], self.settings.model_aliases)):
-            path.unlink(missing_ok=True)  # cancelled in the last instant: cancel wins
+    def train_config(self, job: dict, base: str):
+        """The trainer's config for `job` on the local base `base`, its hyperparameters as resolved."""
+        from ftutils.local.training.config import TrainConfig
 
-    def result_csv(self, job_id: str) -> str:
-        """OpenAI's step-metrics CSV, from the metrics events (the last record of a step wins,
-        since a resumed job repeats the steps after its checkpoint)."""
-        rows = {}
-        for data in self.jobs.metrics_records(job_id):
-            rows[int(data["step"])] = {"step": int(data["step"]), "train_loss": data.get("train_loss"),
-                                       "train_accuracy": data.get("train_mean_token_accuracy"),
-                                       **{k: data.get(k) for k in RESULT_COLUMNS[3:]}}
-        out = io.StringIO()
-        writer = csv.DictWriter(out, RESULT_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        for step in sorted(rows):
-            writer.writerow({k: "" if v is None else round(v, RESULT_DECIMALS) if isinstance(v, float) else v
-                             for k, v in rows[step].items()})
-        return out.getvalue()
+        hp, method, files = job["hyperparameters"], job["method"]["type"], self.store.files
+        return TrainConfig(
+            base_model=base, data_dir=self.settings.data_dir, train_file=files.path(job["training_file"]),
+            validation_file=files.path(job["validation_file"]) if job["validation_file"] else None,
+            output_dir=self.settings.jobs_dir / job["id"], n_epochs=hp["n_epochs"], batch_size=hp["batch_size"],
+            learning_rate_multiplier=hp["learning_rate_multiplier"], seed=job["seed"], method=method,
+            beta=hp.get("beta", openai_rules.AUTO_BETA), resume_from=job["resume_from"],
+            extra_models=self.settings.extra_models or None, processes=self.settings.processes_for(base, method))
+
+    def finish(self, job: dict, result, base: str) -> None:
+        row = self.store.files.write_result(results.result_file(self.jobs.metrics_records(job["id"])), results.FILENAME)
+        if not self.jobs.finish(job, adapter_dir=result.adapter_dir, trained_tokens=result.trained_tokens,
+                                result_file=row, base_model=base):
+            self.store.files.path(row["id"]).unlink(missing_ok=True)  # cancelled in the last instant: cancel wins
 
     def loop(self) -> None:
         while not self.shutting_down:
@@ -270,7 +180,7 @@ def _warm_up() -> None:
     import transformers
 
     import ftutils.data.validate  # noqa: F401
-    import ftutils.local.trainer  # noqa: F401
+    import ftutils.local.training.loop  # noqa: F401
 
     for name in ("AutoModelForCausalLM", "AutoTokenizer", "LlamaForCausalLM", "LlamaConfig", "PreTrainedTokenizerFast"):
         getattr(transformers, name)
@@ -278,14 +188,14 @@ def _warm_up() -> None:
         getattr(peft, name)
 
 
-def _prepare(settings: Settings) -> None:
+def prepare_models(settings: Settings) -> None:
     """Convert and load the base models asked for while no job waits (a job that arrives
     meanwhile starts right after); a model that cannot be prepared is the job's to report."""
-    from ftutils.local.base_models import load_base
+    from ftutils.local.models import loading
 
     for model_id in settings.prepare_models:
         try:
-            load_base(model_id, settings.data_dir, settings.extra_models)
+            loading.load_base(model_id, settings.data_dir, settings.extra_models)
             log.info("prepared %s", model_id)
         except Exception as exc:  # noqa: BLE001
             log.warning("could not prepare %s: %s", model_id, exc)
@@ -311,7 +221,7 @@ def main() -> int:
             import torch
             torch.set_num_threads(settings.torch_threads or max(1, (os.cpu_count() or 2) - 1))
             _warm_up()
-            _prepare(settings)
+            prepare_models(settings)
             worker.loop()
     return 0
 
