@@ -4,13 +4,12 @@ The API builds it from the request (`ftutils.local.api.completions`), tests and 
 from keywords (`engine.generate(..., temperature=0)`); the engine and its scheduler only read
 it. A value OpenAI would refuse raises `InferenceError` naming the parameter as OpenAI's 400
 does. `logit_bias` is checked against the model's vocabulary when the model is known
-(`bias_tensors`).
+(`bias_tensors`). Light to import (torch loads with the first tensor): the API builds these
+and answers InferenceError before any model is loaded.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import torch
 
 MAX_TOP_LOGPROBS = 20  # OpenAI's limit
 MAX_STOPS = 4  # OpenAI's limit
@@ -65,7 +64,9 @@ class SamplingParams:
         """How many alternatives each token's logprobs list."""
         return self.top_logprobs if self.logprobs else 0
 
-    def generator(self) -> torch.Generator:
+    def generator(self):
+        import torch
+
         generator = torch.Generator()
         if self.seed is None:
             generator.seed()
@@ -78,6 +79,8 @@ class SamplingParams:
         logprobs are taken, as OpenAI applies it; None without one."""
         if not self.logit_bias:
             return None
+        import torch
+
         ids, values = [], []
         for key, value in self.logit_bias.items():
             try:
@@ -96,12 +99,14 @@ class SamplingParams:
         return torch.tensor(ids), torch.tensor(values)
 
 
-def sample(logits: torch.Tensor, params: SamplingParams, generator):
-    """Chosen ids, their logprobs, and the top-k (logprobs, ids), per row.
+def sample(logits, params: SamplingParams, generator):
+    """Chosen ids, their logprobs, and the top-k (logprobs, ids), per row of `logits` [rows, vocab].
 
     Logprobs are those of the model's own distribution (temperature 1), as OpenAI
     reports them, whatever temperature and top_p did to the sampling.
     """
+    import torch
+
     logprobs = torch.log_softmax(logits, dim=-1)
     if params.temperature == 0:
         chosen = logits.argmax(dim=-1)

@@ -37,6 +37,8 @@ import llguidance.hf
 import llguidance.torch as lltorch
 import torch
 
+from ftutils.local.inference.sampling import InferenceError
+
 # Compact JSON (no whitespace between tokens): a model that could emit spaces forever
 # (a random-weight one does) would never finish; answers stay valid JSON either way.
 _JSON_OPTIONS = {"whitespace_flexible": False}
@@ -44,12 +46,11 @@ _tokenizers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # hf token
 _lock = threading.Lock()
 
 
-class ResponseFormatError(ValueError):
+class ResponseFormatError(InferenceError):
     """A response_format OpenAI would refuse; `param` and `code` as its 400 names them."""
 
     def __init__(self, message: str, param: str = "response_format", code: str | None = None):
-        super().__init__(message)
-        self.param, self.code = param, code
+        super().__init__(message, param, code)
 
 
 def grammar_for(response_format, messages: list[dict] | None = None) -> str | None:

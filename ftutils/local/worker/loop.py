@@ -219,7 +219,7 @@ def main() -> int:
         if not worker.shutting_down:
             worker.recover()
             import torch
-            torch.set_num_threads(settings.torch_threads or max(1, (os.cpu_count() or 2) - 1))
+            torch.set_num_threads(settings.worker_threads())
             _warm_up()
             prepare_models(settings)
             worker.loop()

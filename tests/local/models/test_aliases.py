@@ -8,13 +8,14 @@ import subprocess
 import sys
 
 from ftutils import openai_rules
-from ftutils.local import base_models
+from ftutils.local.models import aliases
+from ftutils.local.models.registry import Registry
 from ftutils.local.settings import Settings
 from tests.conftest import ROOT
 
 
 def test_every_fine_tunable_chat_id_maps_to_the_default_base():
-    table = base_models.alias_table()
+    table = aliases.alias_table()
     for model_id in (*openai_rules.FINE_TUNABLE_CHAT_SNAPSHOTS, *openai_rules.FINE_TUNABLE_SHORT_NAMES):
         assert table[model_id] == "smollm2-135m-instruct"
     assert {"gpt-4o-mini-2024-07-18", "gpt-4o-mini", "gpt-4.1-nano", "gpt-3.5-turbo-0613", "gpt-4o-2024-08-06"} <= set(table)
@@ -22,18 +23,18 @@ def test_every_fine_tunable_chat_id_maps_to_the_default_base():
 
 
 def test_overrides_change_one_id_all_ids_or_add_one():
-    table = base_models.alias_table({"*": "tiny-smollm2", "gpt-4.1": "smollm2-135m-instruct", "my-alias": "tiny-smollm2"})
+    table = aliases.alias_table({"*": "tiny-smollm2", "gpt-4.1": "smollm2-135m-instruct", "my-alias": "tiny-smollm2"})
     assert table["gpt-4o-mini"] == "tiny-smollm2" and table["gpt-4.1"] == "smollm2-135m-instruct"
-    assert base_models.local_base("my-alias", {"my-alias": "tiny-smollm2"}) == "tiny-smollm2"
-    assert base_models.local_base("tiny-smollm2") == "tiny-smollm2"  # a base is its own
+    assert aliases.local_base("my-alias", {"my-alias": "tiny-smollm2"}) == "tiny-smollm2"
+    assert aliases.local_base("tiny-smollm2") == "tiny-smollm2"  # a base is its own
 
 
 def test_what_can_be_fine_tuned_and_what_is_listed(tmp_path):
-    assert base_models.can_fine_tune("gpt-4o-mini-2024-07-18") and not base_models.is_base_model("gpt-4o-mini-2024-07-18")
-    assert not base_models.can_fine_tune("gpt-5-nonesuch")
-    listed = {m.id: m.owned_by for m in base_models.list_models(tmp_path, aliases={"*": "tiny-smollm2"})}
+    assert Registry().can_fine_tune("gpt-4o-mini-2024-07-18") and not Registry().is_base("gpt-4o-mini-2024-07-18")
+    assert not Registry().can_fine_tune("gpt-5-nonesuch")
+    listed = {m.id: m.owned_by for m in Registry(model_aliases={"*": "tiny-smollm2"}).listed()}
     assert listed["gpt-4.1-nano-2025-04-14"] == "alias of tiny-smollm2" and listed["tiny-smollm2"] == "ftutils"
-    line = base_models.describe_aliases({"*": "tiny-smollm2", "gpt-4.1": "smollm2-135m-instruct"})
+    line = aliases.describe_aliases({"*": "tiny-smollm2", "gpt-4.1": "smollm2-135m-instruct"})
     assert line.endswith("gpt-4.1 -> smollm2-135m-instruct") and "gpt-4o-mini-2024-07-18" in line
 
 

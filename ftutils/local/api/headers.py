@@ -14,7 +14,7 @@ import time
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 
-from ftutils.local import errors
+from ftutils.local.api import errors
 
 
 def new_request_id() -> str:

@@ -1,12 +1,12 @@
-"""The /v1 routes, each behind the bearer key; the services they use live on `app.state`."""
+"""Who may call /v1 (the bearer key), and which ids may reach the disk."""
 from __future__ import annotations
 
 import re
 import secrets
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Request
 
-from ftutils.local import errors
+from ftutils.local.api import errors
 
 ID_PATTERNS = {
     "file": re.compile(r"file-[A-Za-z0-9]{1,64}"),
@@ -29,12 +29,3 @@ def checked_id(kind: str, value: str, label: str, param: str | None = None) -> s
     if not ID_PATTERNS[kind].fullmatch(value):
         raise errors.not_found(label, value, param)
     return value
-
-
-def build_router() -> APIRouter:
-    from ftutils.local.routers import chat, files, fine_tuning, models
-
-    api = APIRouter(prefix="/v1", dependencies=[Depends(require_key)])
-    for module in (files, fine_tuning, models, chat):
-        api.include_router(module.router)
-    return api

@@ -2,6 +2,9 @@
 
 FastAPI's own handlers answer 422 with `{"detail": [...]}` and 404 with `{"detail": ...}`;
 the openai client would surface those as opaque bodies, so every path ends here instead.
+The services' own errors become OpenAI's here too: `ModelNotFound` (the model registry) is
+its 404 model_not_found, `InferenceError` (sampling, response_format, the prompt's length)
+its 400, so routes need not catch them.
 """
 from __future__ import annotations
 
@@ -12,6 +15,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ftutils.local.inference.sampling import InferenceError
+from ftutils.local.models.registry import ModelNotFound
 
 log = logging.getLogger("ftutils.local")
 
@@ -67,6 +73,14 @@ def _param(loc: tuple) -> str | None:
 
 async def _api_error(request: Request, exc: APIError) -> JSONResponse:
     return JSONResponse(exc.body(), status_code=exc.status)
+
+
+async def _model_not_found(request: Request, exc: ModelNotFound) -> JSONResponse:
+    return await _api_error(request, model_not_found(exc.model_id))
+
+
+async def _inference_error(request: Request, exc: InferenceError) -> JSONResponse:
+    return await _api_error(request, invalid(str(exc), exc.param, exc.code))
 
 
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -131,6 +145,8 @@ async def unexpected(request: Request, exc: Exception) -> JSONResponse:
 def install(app: FastAPI) -> None:
     threading.Thread(target=_warm_openai_types, name="warm-openai-types", daemon=True).start()
     app.add_exception_handler(APIError, _api_error)
+    app.add_exception_handler(ModelNotFound, _model_not_found)
+    app.add_exception_handler(InferenceError, _inference_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, unexpected)

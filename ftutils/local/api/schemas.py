@@ -4,6 +4,7 @@ Responses: FileObject, FileDeleted (openai.types), FineTuningJob (+ Error, Hyper
 Method), FineTuningJobEvent, FineTuningJobCheckpoint (+ Metrics), Model, ModelDeleted,
 ChatCompletion. Fields the spec marks required but nullable are always sent (as null);
 optional ones the spec does not allow to be null are left out when empty (`dump`).
+`from_row` builds a response from the store's row (`ftutils.local.store`).
 """
 from __future__ import annotations
 
@@ -40,6 +41,11 @@ class FileObject(Out):
     status: Literal["uploaded", "processed", "error"]
     expires_at: Optional[int] = None
     status_details: Optional[str] = None
+
+    @classmethod
+    def from_row(cls, row: dict) -> "FileObject":
+        return cls(id=row["id"], bytes=row["bytes"], created_at=row["created_at"], filename=row["filename"],
+                   purpose=row["purpose"], status=row["status"])
 
 
 class FileDeleted(Out):
@@ -88,6 +94,17 @@ class FineTuningJob(Out):
     metadata: Optional[dict[str, str]] = None
     method: Method
 
+    @classmethod
+    def from_row(cls, row: dict, org: str) -> "FineTuningJob":
+        return cls(
+            id=row["id"], created_at=row["created_at"], error=row["error"], fine_tuned_model=row["fine_tuned_model"],
+            finished_at=row["finished_at"], hyperparameters=row["hyperparameters"], model=row["model"],
+            organization_id=org, result_files=row["result_files"], seed=row["seed"], status=row["status"],
+            trained_tokens=row["trained_tokens"], training_file=row["training_file"],
+            validation_file=row["validation_file"],
+            estimated_finish=row["estimated_finish"] if row["status"] == "running" else None,
+            metadata=row["metadata"], method=row["method"], integrations=row.get("integrations"))
+
     def dump(self) -> dict:
         data = super().dump()
         data["method"] = self.method.dump()
@@ -105,6 +122,11 @@ class FineTuningJobEvent(Out):
     object: Literal["fine_tuning.job.event"] = "fine_tuning.job.event"
     data: dict = Field(default_factory=dict)
     type: Literal["message", "metrics"] = "message"
+
+    @classmethod
+    def from_row(cls, row: dict) -> "FineTuningJobEvent":
+        return cls(id=row["id"], created_at=row["created_at"], level=row["level"], message=row["message"],
+                   data=row["data"] or {}, type=row["type"])
 
 
 class CheckpointMetrics(Out):
@@ -127,6 +149,11 @@ class FineTuningJobCheckpoint(Out):
     metrics: CheckpointMetrics
     object: Literal["fine_tuning.job.checkpoint"] = "fine_tuning.job.checkpoint"
     step_number: int
+
+    @classmethod
+    def from_row(cls, row: dict) -> "FineTuningJobCheckpoint":
+        return cls(id=row["id"], created_at=row["created_at"], fine_tuned_model_checkpoint=row["fine_tuned_model_checkpoint"],
+                   fine_tuning_job_id=row["job_id"], metrics=row["metrics"], step_number=row["step_number"])
 
     def dump(self) -> dict:
         return {**super().dump(), "metrics": self.metrics.dump()}
@@ -190,7 +217,7 @@ class ChatCompletionRequest(BaseModel):
     top_logprobs: Optional[int] = Field(None, ge=0, le=20)
     stream: Optional[bool] = None
     stream_options: Optional[dict[str, Any]] = None
-    response_format: Optional[dict[str, Any]] = None  # text | json_object | json_schema (ftutils.local.structured)
+    response_format: Optional[dict[str, Any]] = None  # text | json_object | json_schema (local.inference.structured)
     logit_bias: Optional[dict[str, int]] = None  # token id -> -100..100, checked by the engine
     # Accepted so ordinary client calls work; they change nothing on a local model.
     user: Optional[str] = None
