@@ -16,7 +16,8 @@ def ml_data_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def adapter(ml_data_dir, tmp_path_factory):
     """A tiny-smollm2 fine-tune that learned to answer every question with "yes" and stop."""
-    from ftutils.local.trainer import TrainConfig, train
+    from ftutils.local.training.config import TrainConfig
+    from ftutils.local.training.loop import train
     from tests.local.sinks import RecordingSink
 
     folder = tmp_path_factory.mktemp("yes")

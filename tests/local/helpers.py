@@ -138,7 +138,7 @@ def warm_model_cache(shared_dir: Path, data_dir: Path) -> None:
     import os
     import shutil
 
-    from ftutils.local.base_models import load_base
+    from ftutils.local.models.loading import load_base
 
     load_base("tiny-smollm2", shared_dir)  # converts once per session (file-locked), else a no-op
     for folder in (shared_dir / "models").iterdir():

@@ -73,7 +73,7 @@ class TrainConfig:
 
     def __post_init__(self):
         if self.max_length is None:
-            self.max_length = catalog.training_tokens(self.base_model)
+            self.max_length = catalog.training_tokens(openai_rules.base_of(self.base_model))
         for name in ("n_epochs", "batch_size", "lora_r", "lora_alpha", "eval_every", "max_length", "processes"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -11,8 +11,10 @@ import httpx
 import openai
 import pytest
 
-from ftutils.local.base_models import BASE_MODELS, TINY
-from ftutils.local.routers.chat import MAX_BODY_BYTES
+from ftutils.local.api.limits import MAX_BODY_BYTES
+from ftutils.local.models.catalog import BASE_MODELS
+
+TINY = "tiny-smollm2"
 
 HELLO = [{"role": "user", "content": "Say hi."}]
 CONTEXT = BASE_MODELS[TINY].context_length

@@ -61,7 +61,7 @@ def test_adapter_folder_on_its_base_answers_as_the_server(api, local_server, fin
     from peft import PeftModel
     from transformers import AutoTokenizer
 
-    from ftutils.local.base_models import tiny_model
+    from ftutils.local.models.loading import tiny_model
 
     out = tmp_path / "adapter"
     assert main(["export", fine_tuned, "--format", "adapter", "--out", str(out),

@@ -49,7 +49,7 @@ def test_a_stream_has_them_in_its_first_bytes(api):
 def test_an_unexpected_server_error_still_has_them(tmp_path):
     from fastapi.testclient import TestClient
 
-    from ftutils.local.app import create_app
+    from ftutils.local.api.app import create_app
     from ftutils.local.settings import Settings
 
     app = create_app(Settings.load(tmp_path, run_worker=False))

@@ -10,7 +10,7 @@ MESSAGES = [{"role": "user", "content": "Greet Ann"}]
 
 @pytest.fixture(scope="module")
 def tokenizer(local_server):
-    from ftutils.local.base_models import load_base
+    from ftutils.local.models.loading import load_base
     return load_base("tiny-smollm2", local_server.data_dir)[1]  # the server's own, already converted
 
 
@@ -35,8 +35,8 @@ def test_minus_100_bans_the_greedy_choice(api, tokenizer):
     plain = api.chat.completions.create(model="tiny-smollm2", messages=MESSAGES, temperature=0, max_tokens=1,
                                         logprobs=True, top_logprobs=2)
     first = plain.choices[0].logprobs.content[0]
-    from ftutils.local.inference import _bytes_to_unicode  # byte-level BPE writes a token's bytes this way
-    token_id = tokenizer.convert_tokens_to_ids("".join(_bytes_to_unicode()[b] for b in first.bytes))
+    from ftutils.local.inference.decoding import bytes_to_unicode  # byte-level BPE writes a token's bytes this way
+    token_id = tokenizer.convert_tokens_to_ids("".join(bytes_to_unicode()[b] for b in first.bytes))
     assert token_id != tokenizer.unk_token_id
     banned = api.chat.completions.create(model="tiny-smollm2", messages=MESSAGES, temperature=0, max_tokens=1,
                                          logprobs=True, top_logprobs=2, logit_bias={str(token_id): -100})

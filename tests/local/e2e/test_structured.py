@@ -9,7 +9,7 @@ import jsonschema
 import openai
 import pytest
 
-from ftutils.local import structured
+from ftutils.local.inference import structured
 
 SCHEMA = {
     "type": "object",

@@ -5,8 +5,8 @@ import threading
 
 import pytest
 
-from ftutils.local import base_models, inference
-from ftutils.local.inference import InferenceEngine, InferenceError
+from ftutils.local.inference.engine import InferenceEngine, InferenceError
+from ftutils.local.models import loading
 
 TINY = "tiny-smollm2"
 ASK = [{"role": "user", "content": "Is 5 a number?"}]
@@ -87,11 +87,11 @@ def test_fine_tunes_are_cached_up_to_max_cached(ml_data_dir, adapter):
     checkpoint = adapter.parent / "checkpoints" / "step-5"
     early = engine.generate(TINY, checkpoint, ASK, temperature=0, max_tokens=4).choices[0].text
     late = engine.generate(TINY, adapter, ASK, temperature=0, max_tokens=4).choices[0].text
-    assert len(engine._tuned) == 1
+    assert engine.cached_fine_tunes == 1
     assert engine.generate(TINY, checkpoint, ASK, temperature=0, max_tokens=4).choices[0].text == early
     assert late == "yes"
     base_weight = engine.model(TINY)[0].model.layers[0].self_attn.q_proj.weight
-    assert base_weight.equal(base_models.tiny_model().model.layers[0].self_attn.q_proj.weight)  # merging left the base alone
+    assert base_weight.equal(loading.tiny_model().model.layers[0].self_attn.q_proj.weight)  # merging left the base alone
 
 
 def test_concurrent_requests_get_their_own_answers(engine, adapter):
@@ -109,19 +109,6 @@ def test_concurrent_requests_get_their_own_answers(engine, adapter):
     for t in threads:
         t.join()
     assert not errors and got == expected
-
-
-def test_multibyte_characters_split_across_tokens_decode_whole(engine):
-    tokenizer = engine.model(TINY)[1]
-    vocab = inference._Vocab(tokenizer)
-    ids = tokenizer("你好 ü", add_special_tokens=False)["input_ids"]
-    assert b"".join(vocab.bytes(i) for i in ids) == "你好 ü".encode()
-    state = inference._Choice(stops=[], want_logprobs=False)
-    deltas = [state.push(i, None, vocab, final=False).text for i in ids]
-    assert "".join(deltas) == "你好 ü"
-    assert "" in deltas and "\ufffd" not in "".join(deltas)  # partial characters were held back, not mangled
-    partial = vocab.logprob(ids[0], -0.5, [])
-    assert partial.bytes == list(vocab.bytes(ids[0])) and "\\x" in partial.token
 
 
 def test_bad_requests_raise_with_the_openai_param(engine):

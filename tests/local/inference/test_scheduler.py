@@ -1,4 +1,4 @@
-"""The chat engine's dynamic batching (ftutils.local.batching) on the tiny model: concurrent
+"""The chat engine's dynamic batching (`ftutils.local.inference.scheduler`) on the tiny model: concurrent
 requests share forward passes and get the answers they would get alone."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from ftutils.local.inference import InferenceEngine
+from ftutils.local.inference.engine import InferenceEngine
 
 TINY = "tiny-smollm2"
 SYSTEM = {"role": "system", "content": "Classify the support ticket into one word: billing, account, bug or shipping. "
@@ -114,4 +114,4 @@ def test_fine_tunes_and_base_batch_per_model_with_the_lru(ml_data_dir, adapter):
         got = list(pool.map(lambda j: engine.generate(TINY, j[0], j[1], temperature=0, max_tokens=4).choices[0].text,
                             jobs))
     assert [tuple(got[i:i + 2]) for i in range(0, len(got), 2)] == alone
-    assert all(tuned == "yes" for tuned, _ in alone) and len(engine._tuned) == 1
+    assert all(tuned == "yes" for tuned, _ in alone) and engine.cached_fine_tunes == 1

@@ -1,7 +1,6 @@
 """Loading base models offline: the seeded tiny model and its tokenizer from the GGUF, read once."""
 from __future__ import annotations
 
-import pytest
 import torch
 
 from ftutils.local.models import cache, loading

@@ -6,9 +6,9 @@ import sqlite3
 import pytest
 
 from ftutils import openai_rules
-from ftutils.local import jobs as job_service
-from ftutils.local.db import Database
-from ftutils.local.jobs import MAX_CRASH_RESTARTS, JobStateError, Jobs
+from ftutils.local.store import jobs as job_service
+from ftutils.local.store.db import Database
+from ftutils.local.store.jobs import MAX_CRASH_RESTARTS, JobStateError, Jobs
 
 HP = {"batch_size": 1, "learning_rate_multiplier": 2.0, "n_epochs": 1}
 
@@ -171,7 +171,7 @@ def test_an_existing_db_without_the_crash_column_gets_it(tmp_path):
 
 
 def test_status_names_have_one_home():
-    from ftutils.local import schemas
+    from ftutils.local.api import schemas
     from ftutils.train import jobs as client_jobs
     from typing import get_args
 

@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 
 from ftutils.local.models import chat_format, loading
 from ftutils.local.training import loop
-from ftutils.local.training.config import STATE_FILE, TrainConfig
+from ftutils.local.training.config import STATE_FILE
 from ftutils.local.training.examples import read_jsonl
 from ftutils.local.training.loop import train
 from tests.local.sinks import RecordingSink

@@ -7,10 +7,13 @@ import io
 
 import pytest
 
-from ftutils.local.db import Database, new_id, now
 from ftutils.local.settings import Settings
-from ftutils.local.jobs import MAX_CRASH_RESTARTS
-from ftutils.local.worker import JobSink, Worker
+from ftutils.local.store.db import Database, new_id, now
+from ftutils.local.store.jobs import MAX_CRASH_RESTARTS
+from ftutils.local.worker import loop as worker_module
+from ftutils.local.worker import results
+from ftutils.local.worker.loop import Worker
+from ftutils.local.worker.sink import JobSink
 
 
 @pytest.fixture()
@@ -27,16 +30,16 @@ def add_job(db: Database, status: str = "running") -> dict:
 
 
 def test_running_job_without_checkpoint_restarts_from_the_start(worker):
-    job = add_job(worker.db)
+    job = add_job(worker.store.db)
     worker.recover()
-    row = worker.db.get("jobs", job["id"])
+    row = worker.store.db.get("jobs", job["id"])
     assert row["status"] == "queued" and row["resume_from"] is None
-    assert worker.db.page("events", where="job_id = ?", args=(job["id"],))[0][0]["message"] == \
+    assert worker.store.db.page("events", where="job_id = ?", args=(job["id"],))[0][0]["message"] == \
         "The worker stopped unexpectedly; the job will resume from the start (no checkpoint yet)."
 
 
 def test_running_job_resumes_from_its_last_checkpoint_and_pruning_keeps_three(worker):
-    job = add_job(worker.db)
+    job = add_job(worker.store.db)
     sink = JobSink(worker, job)
     paths = []
     for step in (3, 6, 9, 12, 15):
@@ -50,63 +53,61 @@ def test_running_job_resumes_from_its_last_checkpoint_and_pruning_keeps_three(wo
     assert "valid_loss" not in kept[-1]["metrics"]  # NaN is not JSON: dropped, not sent
     assert kept[-1]["fine_tuned_model_checkpoint"] == f"{sink.model_id}:ckpt-step-15"
     worker.recover()
-    row = worker.db.get("jobs", job["id"])
+    row = worker.store.db.get("jobs", job["id"])
     assert row["status"] == "queued" and row["resume_from"] == str(paths[-1])
 
 
 def test_a_job_that_keeps_killing_the_worker_fails_clearly(worker):
-    job = add_job(worker.db)
+    job = add_job(worker.store.db)
     for _ in range(MAX_CRASH_RESTARTS):
-        worker.db.update("jobs", job["id"], status="running")
+        worker.store.db.update("jobs", job["id"], status="running")
         worker.recover()
-    assert worker.db.get("jobs", job["id"])["status"] == "queued"
-    worker.db.update("jobs", job["id"], status="running")
+    assert worker.store.db.get("jobs", job["id"])["status"] == "queued"
+    worker.store.db.update("jobs", job["id"], status="running")
     worker.recover()
-    row = worker.db.get("jobs", job["id"])
+    row = worker.store.db.get("jobs", job["id"])
     assert row["status"] == "failed" and row["error"]["code"] == "worker_crashed" and row["finished_at"]
 
 
 def test_result_csv_keeps_the_last_record_of_a_repeated_step(worker):
-    job = add_job(worker.db)
+    job = add_job(worker.store.db)
     sink = JobSink(worker, job)
     sink.on_start(3, 1, 3)
     for step, loss in [(1, 3.0), (2, 2.0), (2, 1.5), (3, 1.0)]:  # step 2 redone after a resume
         sink.on_metrics({"step": step, "train_loss": loss, "train_mean_token_accuracy": 0.5})
-    rows = list(csv.DictReader(io.StringIO(worker.result_csv(job["id"]))))
+    rows = list(csv.DictReader(io.StringIO(results.result_csv(worker.jobs.metrics_records(job["id"])))))
     assert [(r["step"], r["train_loss"], r["train_accuracy"], r["valid_loss"]) for r in rows] == \
         [("1", "3.0", "0.5", ""), ("2", "1.5", "0.5", ""), ("3", "1.0", "0.5", "")]
-    assert worker.db.get("jobs", job["id"])["estimated_finish"] >= now()
+    assert worker.store.db.get("jobs", job["id"])["estimated_finish"] >= now()
 
 
 def test_should_stop_follows_the_job_status(worker):
-    job = add_job(worker.db)
+    job = add_job(worker.store.db)
     sink = JobSink(worker, job)
     assert sink.should_stop() is None
-    worker.db.update("jobs", job["id"], status="paused")
+    worker.store.db.update("jobs", job["id"], status="paused")
     assert sink.should_stop() == "pause"
-    worker.db.update("jobs", job["id"], status="queued")  # resumed before the pause took effect
-    assert sink.should_stop() is None and worker.db.get("jobs", job["id"])["status"] == "running"
-    worker.db.update("jobs", job["id"], status="cancelled")
+    worker.store.db.update("jobs", job["id"], status="queued")  # resumed before the pause took effect
+    assert sink.should_stop() is None and worker.store.db.get("jobs", job["id"])["status"] == "running"
+    worker.store.db.update("jobs", job["id"], status="cancelled")
     assert sink.should_stop() == "cancel"
-    worker.db.update("jobs", job["id"], status="running")
+    worker.store.db.update("jobs", job["id"], status="running")
     worker.shutting_down = True
     assert sink.should_stop() == "pause"
 
 
 def test_the_idle_worker_prepares_the_models_it_is_asked_for(tmp_path, monkeypatch, caplog):
-    from ftutils.local import worker as worker_module
-
     monkeypatch.setenv("FTUTILS_PREPARE_MODELS", "tiny-smollm2, no-such-model")
     monkeypatch.setenv("FTUTILS_TORCH_THREADS", "2")
     settings = Settings.load(tmp_path)
     assert settings.prepare_models == ["tiny-smollm2", "no-such-model"] and settings.torch_threads == 2
     assert Settings.from_json(settings.to_json()).prepare_models == settings.prepare_models  # reaches the worker
     loaded = []
-    real = __import__("ftutils.local.base_models", fromlist=["load_base"]).load_base
-    monkeypatch.setattr("ftutils.local.base_models.load_base",
+    real = __import__("ftutils.local.models.loading", fromlist=["load_base"]).load_base
+    monkeypatch.setattr("ftutils.local.models.loading.load_base",
                         lambda model_id, *a: loaded.append(model_id) or real(model_id, *a))
     with caplog.at_level("INFO"):
-        worker_module._prepare(settings)
+        worker_module.prepare_models(settings)
     assert loaded == ["tiny-smollm2", "no-such-model"]
     assert "prepared tiny-smollm2" in caplog.text and "could not prepare no-such-model" in caplog.text
 
