@@ -194,7 +194,7 @@ def base_of(model: str) -> str:
 # ---- job statuses ---------------------------------------------------------------------
 # FineTuningJob.status. "paused" is not in the spec's enum (nor openai-python's Literal), yet
 # the spec's own pause example answers with it, and so does OpenAI; the client passes it
-# through unvalidated. The local server's job service (ftutils.local.jobs) moves jobs
+# through unvalidated. The local server's job service (ftutils.local.store.jobs) moves jobs
 # between them; the client waits for a terminal one.
 
 JobStatus = Literal["validating_files", "queued", "running", "succeeded", "failed", "cancelled", "paused"]

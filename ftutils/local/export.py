@@ -23,6 +23,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ftutils.local.models import catalog
+
 FORMATS = ("adapter", "merged")
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin")
 
@@ -156,7 +158,7 @@ def _readme(model_id: str, base: str, fmt: str, folder: str) -> str:
 def register(subparsers) -> None:
     parser = subparsers.add_parser("export", help="write a local fine-tuned model as a PEFT adapter or a merged "
                                                   "Hugging Face folder")
-    parser.add_argument("model", help="model id as /v1/models lists it, e.g. ft:smollm2-135m-instruct:local:demo:abc")
+    parser.add_argument("model", help=f"model id as /v1/models lists it, e.g. ft:{catalog.default_model()}:local:demo:abc")
     parser.add_argument("--format", choices=FORMATS, default="merged",
                         help="adapter: the LoRA adapter (PEFT); merged: base + adapter as one model (default)")
     parser.add_argument("--out", default=None, help="folder to create (default ./exports/<model>-<format>)")

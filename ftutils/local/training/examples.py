@@ -38,24 +38,35 @@ def warn_dropped(sink, what: str, noun: str, max_length: int, truncated: int, sk
 
 def load_chats(path, tokenizer, max_length: int, sink, what: str) -> list[Encoded]:
     """The chats of a supervised file, encoded with their trained tokens labelled."""
-    encoded, truncated, empty, with_tools = [], 0, 0, 0
-    for row in read_jsonl(path):
-        with_tools += bool(row.get("tools") or row.get("functions"))
+    rows = read_jsonl(path)
+
+    def encoded(row: dict) -> Encoded | None:
         try:
             example = chat_format.encode(tokenizer, row.get("messages") or [], max_length)
         except ValueError:
-            example = None
-        if example is None or example.n_trained == 0:
-            empty += 1
-            continue
-        truncated += example.truncated
-        encoded.append(example)
-    warn_dropped(sink, what, "examples", max_length, truncated, empty,
-                 "have no assistant message with weight 1 (left after truncation)")
+            return None
+        return example if example.n_trained else None
+    chats = _kept(rows, encoded, sink, what, "examples", max_length,
+                  "have no assistant message with weight 1 (left after truncation)")
+    with_tools = sum(bool(row.get("tools") or row.get("functions")) for row in rows)
     if with_tools:
         sink.on_message("warn", f"{with_tools} {what} examples define tools; local models have no tool format, so "
                                 f"tool definitions are ignored and tool calls are trained as JSON text.")
-    return encoded
+    return chats
+
+
+def _kept(rows: list[dict], encode, sink, what: str, noun: str, max_length: int, why: str) -> list:
+    """`encode(row)` of each row that gives something to train on; the cut and the skipped said once."""
+    kept, truncated, skipped = [], 0, 0
+    for row in rows:
+        item = encode(row)
+        if item is None:
+            skipped += 1
+            continue
+        truncated += bool(item.truncated)
+        kept.append(item)
+    warn_dropped(sink, what, noun, max_length, truncated, skipped, why)
+    return kept
 
 
 @dataclass
@@ -95,14 +106,5 @@ def encode_pair(tokenizer, row: dict, max_length: int) -> Pair | None:
 
 def load_pairs(path, tokenizer, max_length: int, sink, what: str) -> list[Pair]:
     """The pairs of a preference file."""
-    pairs, skipped, truncated = [], 0, 0
-    for row in read_jsonl(path):
-        pair = encode_pair(tokenizer, row, max_length)
-        if pair is None:
-            skipped += 1
-            continue
-        truncated += pair.truncated
-        pairs.append(pair)
-    warn_dropped(sink, what, "pairs", max_length, truncated, skipped,
-                 "have a reply with no tokens left after truncation")
-    return pairs
+    return _kept(read_jsonl(path), lambda row: encode_pair(tokenizer, row, max_length), sink, what, "pairs",
+                 max_length, "have a reply with no tokens left after truncation")

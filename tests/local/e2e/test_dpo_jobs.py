@@ -7,23 +7,12 @@ import pytest
 
 from tests.conftest import ROOT
 
-PAIRS = ROOT / "data" / "samples" / "preferences.jsonl"
 
-
-@pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    rows = PAIRS.read_text().splitlines()
-    folder = tmp_path_factory.mktemp("dpo-files")
-    (folder / "train.jsonl").write_text("\n".join(rows[:12]) + "\n")
-    (folder / "valid.jsonl").write_text("\n".join(rows[12:]) + "\n")
-    return folder
-
-
-def test_dpo_job_over_the_api(api, files):
+def test_dpo_job_over_the_api(api, preference_files):
     from tests.local.helpers import wait_for
 
-    train_file = api.files.create(file=(files / "train.jsonl").open("rb"), purpose="fine-tune")
-    valid_file = api.files.create(file=(files / "valid.jsonl").open("rb"), purpose="fine-tune")
+    train_file = api.files.create(file=(preference_files / "train.jsonl").open("rb"), purpose="fine-tune")
+    valid_file = api.files.create(file=(preference_files / "valid.jsonl").open("rb"), purpose="fine-tune")
     job = api.fine_tuning.jobs.create(
         model="tiny-smollm2", training_file=train_file.id, validation_file=valid_file.id, seed=1, suffix="dpo",
         method={"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.2, "n_epochs": 2, "batch_size": 4,

@@ -12,27 +12,15 @@ from ftutils.local.models import chat_format, loading
 from ftutils.local.training import dpo, examples
 from ftutils.local.training.config import TrainConfig
 from ftutils.local.training.loop import train
-from tests.conftest import ROOT
 from tests.local.sinks import RecordingSink
 
-PAIRS = ROOT / "data" / "samples" / "preferences.jsonl"
-
-
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    rows = PAIRS.read_text().splitlines()
-    folder = tmp_path_factory.mktemp("dpo-files")
-    (folder / "train.jsonl").write_text("\n".join(rows[:12]) + "\n")
-    (folder / "valid.jsonl").write_text("\n".join(rows[12:]) + "\n")
-    return folder
-
-
-@pytest.fixture(scope="module")
-def run(files, ml_data_dir, tmp_path_factory):
+def run(preference_files, ml_data_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("dpo-run")
     sink = RecordingSink()
-    config = TrainConfig(base_model="tiny-smollm2", data_dir=ml_data_dir, train_file=files / "train.jsonl",
-                         validation_file=files / "valid.jsonl", output_dir=out, n_epochs=3, batch_size=4,
+    config = TrainConfig(base_model="tiny-smollm2", data_dir=ml_data_dir,
+                         train_file=preference_files / "train.jsonl", validation_file=preference_files / "valid.jsonl",
+                         output_dir=out, n_epochs=3, batch_size=4,
                          learning_rate_multiplier=2, seed=0, method="dpo", beta=0.1)
     return train(config, sink), sink
 
@@ -63,14 +51,14 @@ def test_dpo_metrics_checkpoints_and_validation(run):
             "train_reward_margin"} <= sink.metrics[0].keys()
 
 
-def test_equal_policy_and_reference_give_exactly_ln2(files, ml_data_dir):
+def test_equal_policy_and_reference_give_exactly_ln2(preference_files, ml_data_dir):
     """The formula itself, in fp32: a fresh adapter (B = 0) changes nothing, so every margin is 0."""
     from peft import LoraConfig, get_peft_model
 
     torch.manual_seed(0)
     model, tokenizer = loading.load_base("tiny-smollm2", ml_data_dir)
     model = get_peft_model(model, LoraConfig(r=4, target_modules="all-linear", task_type="CAUSAL_LM"))
-    pairs = examples.load_pairs(files / "train.jsonl", tokenizer, 512, RecordingSink(), "training")[:4]
+    pairs = examples.load_pairs(preference_files / "train.jsonl", tokenizer, 512, RecordingSink(), "training")[:4]
     objective = dpo.Dpo(beta=0.5)
     objective.prepare(model, pairs, tokenizer.eos_token_id)
     metrics = objective.metrics(objective.loss(model, pairs, pairs, tokenizer.eos_token_id, backward=False))
@@ -78,7 +66,7 @@ def test_equal_policy_and_reference_give_exactly_ln2(files, ml_data_dir):
     assert metrics["reward_margin"] == pytest.approx(0, abs=1e-6)
 
 
-def test_pairs_label_only_their_reply(files, ml_data_dir):
+def test_pairs_label_only_their_reply(preference_files, ml_data_dir):
     tokenizer = loading.load_base("tiny-smollm2", ml_data_dir)[1]
     row = {"input": {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Earlier turn"},
                                   {"role": "user", "content": "Bye"}]},
@@ -91,9 +79,9 @@ def test_pairs_label_only_their_reply(files, ml_data_dir):
     assert row["input"]["messages"][1] == {"role": "assistant", "content": "Earlier turn"}
 
 
-def test_method_and_beta_are_checked(files, ml_data_dir):
-    base = dict(base_model="tiny-smollm2", data_dir=ml_data_dir, train_file=files / "train.jsonl", output_dir=files,
-                n_epochs=1, batch_size=1, learning_rate_multiplier=1, seed=0)
+def test_method_and_beta_are_checked(preference_files, ml_data_dir):
+    base = dict(base_model="tiny-smollm2", data_dir=ml_data_dir, train_file=preference_files / "train.jsonl",
+                output_dir=preference_files, n_epochs=1, batch_size=1, learning_rate_multiplier=1, seed=0)
     with pytest.raises(ValueError, match="method must be"):
         TrainConfig(**base, method="reinforcement")
     with pytest.raises(ValueError, match="beta must be"):

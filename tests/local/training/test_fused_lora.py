@@ -9,18 +9,11 @@ import torch
 
 from ftutils.local.models import loading
 from ftutils.local.training import fused_lora, speed
+from tests.local.helpers import tiny_lora
 
 
 def lora_model(ml_data_dir):
-    from peft import LoraConfig, get_peft_model
-
-    model, _ = loading.load_base("tiny-smollm2", ml_data_dir)
-    torch.manual_seed(0)
-    model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", task_type="CAUSAL_LM"))
-    for name, p in model.named_parameters():  # LoRA B starts at 0: make the adapter matter
-        if "lora_B" in name:
-            torch.nn.init.normal_(p, std=0.05)
-    return model
+    return tiny_lora(ml_data_dir, std=0.05)[0]
 
 
 def outputs_and_grads(model, ids):

@@ -60,19 +60,15 @@ def test_a_helper_that_cannot_start_leaves_the_job_to_one_process(files, ml_data
     assert not list(tmp_path.glob(".parallel-*"))
 
 
-def test_dpo_in_two_processes_learns_as_in_one(ml_data_dir, tmp_path):
+def test_dpo_in_two_processes_learns_as_in_one(ml_data_dir, preference_files, tmp_path):
     """The loop meets the process group through `Group` alone, so DPO shares its batches too:
     each process scores every pair's reference, then takes half of every batch."""
-    from tests.conftest import ROOT
-
-    rows = (ROOT / "data" / "samples" / "preferences.jsonl").read_text().splitlines()
-    (tmp_path / "train.jsonl").write_text("\n".join(rows[:12]) + "\n")
-    (tmp_path / "valid.jsonl").write_text("\n".join(rows[12:]) + "\n")
     runs = []
     for processes in (1, 2):
         sink = RecordingSink()
-        config = TrainConfig(base_model="tiny-smollm2", data_dir=ml_data_dir, train_file=tmp_path / "train.jsonl",
-                             validation_file=tmp_path / "valid.jsonl", output_dir=tmp_path / f"x{processes}",
+        config = TrainConfig(base_model="tiny-smollm2", data_dir=ml_data_dir,
+                             train_file=preference_files / "train.jsonl",
+                             validation_file=preference_files / "valid.jsonl", output_dir=tmp_path / f"x{processes}",
                              n_epochs=2, batch_size=4, learning_rate_multiplier=2, seed=0, method="dpo", beta=0.1,
                              processes=processes)
         runs.append((train(config, sink), sink))

@@ -4,8 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ftutils.local.models import chat_format, loading
+from ftutils.local.models import chat_format
 from ftutils.local.training import sft, speed
+from tests.local.helpers import tiny_lora
 
 WORDS = {"good": "positive", "great": "positive", "lovely": "positive", "bad": "negative", "awful": "negative",
          "dull": "negative"}
@@ -13,14 +14,7 @@ WORDS = {"good": "positive", "great": "positive", "lovely": "positive", "bad": "
 
 @pytest.mark.parametrize("bf16", [False, True])
 def test_a_shared_system_prompt_runs_once_with_the_same_loss_and_gradients(ml_data_dir, bf16):
-    from peft import LoraConfig, get_peft_model
-
-    model, tokenizer = loading.load_base("tiny-smollm2", ml_data_dir)
-    torch.manual_seed(0)
-    model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", task_type="CAUSAL_LM"))
-    for name, p in model.named_parameters():  # LoRA B starts at 0: make the adapter matter
-        if "lora_B" in name:
-            torch.nn.init.normal_(p, std=0.02)
+    model, tokenizer = tiny_lora(ml_data_dir, std=0.02)
     speed.tune_for_speed(model, bf16, 200)
     system = {"role": "system", "content": "Classify the sentiment of the review into positive or negative. "
                                            "Answer with one word and nothing else, in lower case."}
