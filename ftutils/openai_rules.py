@@ -224,6 +224,13 @@ TOKEN_LIMITS: dict[str, tuple[int, int, str]] = {
     "gpt-3.5-turbo-0125": (16_385, 16_385, "cl100k_base"),
 }
 
+# Which tiktoken encoding counts a model of each family: tiktoken's own prefix table misses the
+# dated ids of some families, so `ftutils.data.tokens` checks these first.
+FAMILY_ENCODINGS = (("gpt-4o", "o200k_base"), ("gpt-4.1", "o200k_base"), ("gpt-4.5", "o200k_base"),
+                    ("gpt-5", "o200k_base"), ("chatgpt-4o", "o200k_base"), ("o1", "o200k_base"),
+                    ("o3", "o200k_base"), ("o4", "o200k_base"), ("gpt-4", "cl100k_base"),
+                    ("gpt-3.5", "cl100k_base"), ("gpt-35", "cl100k_base"))
+
 PRICE_DATE = "2025-06-01"
 # Training, USD per 1M tokens (openai.com/api/pricing, fine-tuning section).
 TRAINING_PRICES: dict[str, float] = {

@@ -106,11 +106,6 @@ MODEL_LIMITS: dict[str, ModelLimits] = {
     **{m.id: ModelLimits(m.context_length, m.training_tokens, FALLBACK_ENCODING, exact=False)
        for m in catalog.local_models()},
 }
-# tiktoken's own prefix table misses dated ids of some families; ours are checked first.
-_FAMILY_ENCODINGS = (("gpt-4o", "o200k_base"), ("gpt-4.1", "o200k_base"), ("gpt-4.5", "o200k_base"),
-                     ("gpt-5", "o200k_base"), ("chatgpt-4o", "o200k_base"), ("o1", "o200k_base"),
-                     ("o3", "o200k_base"), ("o4", "o200k_base"), ("gpt-4", "cl100k_base"),
-                     ("gpt-3.5", "cl100k_base"), ("gpt-35", "cl100k_base"))
 
 
 def base_model(model: str | None) -> str:
@@ -141,7 +136,7 @@ def _encoding_name(base: str) -> tuple[str, str | None]:
         return limits.encoding, note
     if base.startswith(catalog.FAMILY_PREFIXES):
         return FALLBACK_ENCODING, f"{base} has its own tokenizer; counts use {FALLBACK_ENCODING} as an approximation"
-    for prefix, name in _FAMILY_ENCODINGS:
+    for prefix, name in openai_rules.FAMILY_ENCODINGS:
         if base.startswith(prefix):
             return name, None
     return FALLBACK_ENCODING, f"unknown model {base!r}; counts use {FALLBACK_ENCODING} as an approximation"
