@@ -10,7 +10,7 @@ import pytest
 from ftutils.data.validate import validate_file
 from tests.local.helpers import wait_for
 
-MALFORMED = Path(__file__).resolve().parents[1] / "data" / "malformed"
+MALFORMED = Path(__file__).resolve().parents[2] / "data" / "malformed"
 TINY = "tiny-smollm2"
 DONE = ("succeeded", "failed", "cancelled")
 
