@@ -21,7 +21,7 @@ from pathlib import Path
 
 import openai
 
-from ftutils.local.process import spawn
+from ftutils.local.server_process import spawn
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "bench-key-not-a-secret"

@@ -33,7 +33,7 @@ import openai
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ftutils.local.process import spawn  # noqa: E402
+from ftutils.local.server_process import spawn  # noqa: E402
 
 from clinc import KEY, chats  # noqa: E402  (benchmarks/ is the script's folder)
 

@@ -6,7 +6,7 @@ split; both candidates learn from the same training rows and are scored on the s
 rows. The fine-tune answers by generation (greedy, as the notebooks ask it), its answer
 mapped to a label by `ftutils.evaluate.classify.normalize_answer`; the system prompt
 lists the labels (02_prepare's default prompt does not name them). Training goes through
-the real trainer (`ftutils.local.trainer.train`) with OpenAI's "auto" hyperparameters and
+the real trainer (`ftutils.local.training.loop.train`) with OpenAI's "auto" hyperparameters and
 our defaults.
 
 Source (positional argument):
@@ -58,9 +58,11 @@ from ftutils.data.convert import from_text_label  # noqa: E402
 from ftutils.evaluate.baseline import classify_baseline  # noqa: E402
 from ftutils.evaluate.candidates import TestExample  # noqa: E402
 from ftutils.evaluate.classify import normalize_answer  # noqa: E402
-from ftutils.local.base_models import SMOLLM2  # noqa: E402
-from ftutils.local.trainer import SilentSink  # noqa: E402
+from ftutils.local.models import catalog  # noqa: E402
+from ftutils.local.training.config import SilentSink  # noqa: E402
 from ftutils.openai_rules import Hyperparameters  # noqa: E402
+
+SMOLLM2 = catalog.default_model()
 
 DEFAULT_SOURCE = ROOT / "data" / "samples" / "clinc150_subset.csv"
 OUT_OF_SCOPE = {"oos", "out_of_scope"}
@@ -109,8 +111,9 @@ def subsets_from_json(path: Path, n_subsets: int, n_intents: int, n_train: int, 
 
 
 def fine_tune_accuracy(train_rows, test_rows, labels, data_dir, overrides, seed) -> dict:
-    from ftutils.local.inference import InferenceEngine
-    from ftutils.local.trainer import TrainConfig, train
+    from ftutils.local.inference.engine import InferenceEngine
+    from ftutils.local.training.config import TrainConfig
+    from ftutils.local.training.loop import train
 
     system = system_prompt(labels)
     examples = from_text_label(train_rows, system_prompt=system)

@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ftutils.evaluate.candidates import split_example  # noqa: E402
-from ftutils.local.process import spawn  # noqa: E402
+from ftutils.local.server_process import spawn  # noqa: E402
 from ftutils.evaluate.classify import classify_generate, classify_score, score_depth  # noqa: E402
 from ftutils.evaluate.scores import classification_metrics  # noqa: E402
 

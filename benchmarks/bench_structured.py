@@ -15,7 +15,7 @@ Install the candidates in a scratch venv that sees the project's (e.g. a `.pth` 
 `.venv`'s site-packages) to compare them without touching `.venv`.
 
 Measured 2026-12-01 on the shared 2-core machine, --n 20 --max-tokens 200, vs a
-smollm2-135m decode step; see ftutils/local/structured.py for the numbers and the choice.
+smollm2-135m decode step; see ftutils/local/inference/structured.py for the numbers and the choice.
 """
 from __future__ import annotations
 
@@ -261,9 +261,10 @@ def main():
     p.add_argument("--data-dir", default=None)
     args = p.parse_args()
     from ftutils.home import data_dir
-    from ftutils.local.base_models import load_base
+    from ftutils.local.models import catalog
+    from ftutils.local.models.loading import load_base
 
-    model, tok = load_base("tiny-smollm2" if args.tiny else "smollm2-135m-instruct",
+    model, tok = load_base("tiny-smollm2" if args.tiny else catalog.default_model(),
                            Path(args.data_dir) if args.data_dir else data_dir())
     model.eval()
     vocab_size = model.config.vocab_size

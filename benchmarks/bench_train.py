@@ -8,10 +8,10 @@ measured in the same round, so load from other processes hits both sides alike.
   reference  fp32, random padded batches, HF's own loss (full-vocabulary logits)
   +bf16      the reference under bf16 autocast
   +grouped   the reference with our length-grouped batches
-  ours       ftutils.local.trainer.train (grouped, bf16 where native, head on labels only,
+  ours       ftutils.local.training.loop.train (grouped, bf16 where native, head on labels only,
              LoRA layers grouped per input with a hand-written backward, fused AdamW)
   ours xN    ours with each batch shared by N single-threaded processes (`--processes`,
-             default 2: what the worker does on a 2-core machine, ftutils.local.parallel)
+             default 2: what the worker does on a 2-core machine, ftutils.local.training.parallel)
   trl        TRL's SFTTrainer with its defaults (and use_cpu=True), when `trl` is installed
              (`pip install -e .[bench]`); it is not a dependency of ftutils
 
@@ -51,13 +51,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ftutils.openai_rules import Hyperparameters  # noqa: E402
-from ftutils.local import base_models as models, chatdata  # noqa: E402
-from ftutils.local.inference import InferenceEngine  # noqa: E402
-from ftutils.local.steps import epoch_batches  # noqa: E402
-from ftutils.local.trainer import TrainConfig, train  # noqa: E402
+from ftutils.local.inference.engine import InferenceEngine  # noqa: E402
+from ftutils.local.models import catalog, chat_format  # noqa: E402
+from ftutils.local.models.loading import load_base  # noqa: E402
+from ftutils.local.training.config import TrainConfig  # noqa: E402
+from ftutils.local.training.loop import epoch_batches, train  # noqa: E402
 from tests.local.sinks import RecordingSink  # noqa: E402
 
-BASE = models.SMOLLM2
+BASE = catalog.default_model()
 BATCH = 8
 SEED = 0
 LR = 4e-4  # what ours uses at the auto multiplier 2
@@ -83,7 +84,7 @@ def make_chats(n: int, seed: int = SEED) -> list[dict]:
 def lora_model(data_dir):
     from peft import LoraConfig, get_peft_model
 
-    model, _ = models.load_base(BASE, data_dir)
+    model, _ = load_base(BASE, data_dir)
     model.config.use_cache = False
     torch.manual_seed(SEED)
     return get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM"))
@@ -101,7 +102,7 @@ def reference(data_dir, encoded, bf16: bool, grouped: bool) -> tuple[int, float]
         batches = [order[i:i + BATCH] for i in range(0, len(order), BATCH)]
     tokens, start = 0, None
     for step, batch in enumerate(batches):
-        ids, mask, labels = chatdata.pad_batch([encoded[i] for i in batch], pad_id=2)
+        ids, mask, labels = chat_format.pad_batch([encoded[i] for i in batch], pad_id=2)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         loss.backward()
@@ -157,7 +158,7 @@ def trl_defaults(data_dir, rows) -> tuple[int, float]:
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
 
-    model, tokenizer = models.load_base(BASE, data_dir)
+    model, tokenizer = load_base(BASE, data_dir)
     seen = []  # non-padding tokens of each forward pass, read from the batch itself
     clock = _StepClock()
     with tempfile.TemporaryDirectory() as out:
@@ -177,9 +178,9 @@ def trl_defaults(data_dir, rows) -> tuple[int, float]:
 
 def throughput(args):
     data_dir = Path(args.data_dir)
-    _, tokenizer = models.load_base(BASE, data_dir)  # converts the GGUF once, untimed
+    _, tokenizer = load_base(BASE, data_dir)  # converts the GGUF once, untimed
     rows = make_chats(args.examples)
-    encoded = [chatdata.encode(tokenizer, r["messages"], 1024) for r in rows]
+    encoded = [chat_format.encode(tokenizer, r["messages"], 1024) for r in rows]
     lengths = [len(e.input_ids) for e in encoded]
     print(f"{len(rows)} chats, {statistics.mean(lengths):.1f} tokens on average ({min(lengths)}-{max(lengths)}), "
           f"batch {BATCH}, torch threads {torch.get_num_threads()}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, "

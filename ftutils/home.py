@@ -10,17 +10,19 @@ from pathlib import Path
 
 KEY_FILE = "api_key"
 SERVER_FILE = "server.json"
+DATA_DIR_ENV = "FTUTILS_DATA_DIR"
+KEY_ENV = "FTUTILS_API_KEY"
 
 
 def data_dir() -> Path:
     """FTUTILS_DATA_DIR, else ~/.ftutils/local."""
-    return Path(os.environ.get("FTUTILS_DATA_DIR") or Path.home() / ".ftutils" / "local").expanduser()
+    return Path(os.environ.get(DATA_DIR_ENV) or Path.home() / ".ftutils" / "local").expanduser()
 
 
 def find_key(directory: Path) -> tuple[str, str]:
     """(key, where it came from): FTUTILS_API_KEY, else DIR/api_key, else ("", "missing")."""
-    if os.environ.get("FTUTILS_API_KEY"):
-        return os.environ["FTUTILS_API_KEY"], "env FTUTILS_API_KEY"
+    if os.environ.get(KEY_ENV):
+        return os.environ[KEY_ENV], f"env {KEY_ENV}"
     path = Path(directory) / KEY_FILE
     if path.exists():
         return path.read_text().strip(), "local api_key file"

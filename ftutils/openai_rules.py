@@ -194,10 +194,80 @@ def base_of(model: str) -> str:
 # ---- job statuses ---------------------------------------------------------------------
 # FineTuningJob.status. "paused" is not in the spec's enum (nor openai-python's Literal), yet
 # the spec's own pause example answers with it, and so does OpenAI; the client passes it
-# through unvalidated. The local server's job service (ftutils.local.jobs) moves jobs
+# through unvalidated. The local server's job service (ftutils.local.store.jobs) moves jobs
 # between them; the client waits for a terminal one.
 
 JobStatus = Literal["validating_files", "queued", "running", "succeeded", "failed", "cancelled", "paused"]
 JOB_STATUSES: tuple[str, ...] = get_args(JobStatus)
 TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
 """Final: nothing changes a job in one of these any more."""
+
+
+# ---- OpenAI's models: the defaults, token limits and training prices ----------------------
+# What the client counts, checks and estimates against (`ftutils.data.tokens`, `ftutils.data.cost`,
+# `ftutils.train`). The local backend's own base models have their facts in one table of their
+# own (`ftutils.local.models.catalog`).
+
+DEFAULT_MODEL = "gpt-4o-mini-2024-07-18"
+"""What the client fine-tunes on OpenAI, and counts tokens for, unless told otherwise."""
+DEFAULT_DPO_MODEL = "gpt-4.1-nano-2025-04-14"
+"""What `ftutils.train.preference.launch_dpo` fine-tunes unless told otherwise."""
+
+# context window, longest training example, tiktoken encoding: from OpenAI's fine-tuning guide
+# (token limits table) and model pages.
+TOKEN_LIMITS: dict[str, tuple[int, int, str]] = {
+    "gpt-4o-mini-2024-07-18": (128_000, 65_536, "o200k_base"),
+    "gpt-4o-2024-08-06": (128_000, 65_536, "o200k_base"),
+    "gpt-4.1-2025-04-14": (1_047_576, 65_536, "o200k_base"),
+    "gpt-4.1-mini-2025-04-14": (1_047_576, 65_536, "o200k_base"),
+    "gpt-4.1-nano-2025-04-14": (1_047_576, 65_536, "o200k_base"),
+    "gpt-3.5-turbo-0125": (16_385, 16_385, "cl100k_base"),
+}
+
+# Which tiktoken encoding counts a model of each family: tiktoken's own prefix table misses the
+# dated ids of some families, so `ftutils.data.tokens` checks these first.
+FAMILY_ENCODINGS = (("gpt-4o", "o200k_base"), ("gpt-4.1", "o200k_base"), ("gpt-4.5", "o200k_base"),
+                    ("gpt-5", "o200k_base"), ("chatgpt-4o", "o200k_base"), ("o1", "o200k_base"),
+                    ("o3", "o200k_base"), ("o4", "o200k_base"), ("gpt-4", "cl100k_base"),
+                    ("gpt-3.5", "cl100k_base"), ("gpt-35", "cl100k_base"))
+
+PRICE_DATE = "2025-06-01"
+# Training, USD per 1M tokens (openai.com/api/pricing, fine-tuning section).
+TRAINING_PRICES: dict[str, float] = {
+    "gpt-4o-mini-2024-07-18": 3.00,
+    "gpt-4o-2024-08-06": 25.00,
+    "gpt-4.1-2025-04-14": 25.00,
+    "gpt-4.1-mini-2025-04-14": 5.00,
+    "gpt-4.1-nano-2025-04-14": 1.50,
+    "gpt-3.5-turbo-0125": 8.00,
+}
+
+
+# ---- hyperparameters per method -------------------------------------------------------------
+# A supervised job takes the three above; a DPO job takes them and beta. The server checks a
+# request with `checked_hyperparameters` and its worker writes `resolved_hyperparameters` back,
+# as OpenAI's jobs report theirs.
+
+SHARED_HYPERPARAMETERS = ("batch_size", "learning_rate_multiplier", "n_epochs")
+METHOD_HYPERPARAMETERS = {"supervised": SHARED_HYPERPARAMETERS, "dpo": ("beta", *SHARED_HYPERPARAMETERS)}
+
+
+def checked_hyperparameters(method: str, given: dict) -> dict:
+    """`given` with "auto" for what it leaves out, in METHOD_HYPERPARAMETERS' order; raises
+    HyperparameterError naming the first value outside OpenAI's ranges (unknown keys are the
+    caller's to refuse)."""
+    values = {name: given.get(name, "auto") for name in METHOD_HYPERPARAMETERS[method]}
+    check(**{name: values[name] for name in SHARED_HYPERPARAMETERS})
+    if "beta" in values:
+        check_beta(values["beta"])
+    return values
+
+
+def resolved_hyperparameters(method: str, given: dict, n_examples: int) -> dict:
+    """The concrete values a job of `method` with `n_examples` training examples uses."""
+    shared = Hyperparameters(**{k: given.get(k, "auto") for k in SHARED_HYPERPARAMETERS}).resolve(n_examples)
+    values = {k: shared.to_dict()[k] for k in SHARED_HYPERPARAMETERS}
+    if method == "dpo":
+        beta = given.get("beta", "auto")
+        values = {"beta": AUTO_BETA if beta in (None, "auto") else beta, **values}
+    return values

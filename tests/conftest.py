@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ftutils.local.process import spawn, stop
+from ftutils.local.server_process import spawn, stop
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_KEY = "ftutils-test-key-0123456789abcdef"  # not a secret: only this test server knows it

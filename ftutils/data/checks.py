@@ -223,23 +223,28 @@ def _check_messages(messages, at: str, allowed_roles, emit, tools, functions, we
                          if role != "assistant" else "preference replies take no weight")
                 else:
                     emit("unrecognized_message_key", f"{path}.{key}", f"{key!r} is not a key of a {role} message")
-        if "name" in message and not isinstance(message["name"], str):
-            emit("invalid_type", path + ".name", f"must be a string, got {json_kind(message['name'])}")
-        if role == "assistant":
-            _check_assistant(message, path, emit, tools, functions, call_ids, weight_ok)
-        elif role == "function" and not isinstance(message.get("name"), str):
-            emit("missing_function_name", path + ".name", "a function message needs the \"name\" of the function")
-            _check_content(message, role, path, emit)
-        elif role == "tool":
-            tcid = message.get("tool_call_id")
-            if not isinstance(tcid, str):
-                emit("missing_tool_call_id", path + ".tool_call_id", "a tool message needs a string tool_call_id")
-            elif call_ids and tcid not in call_ids:
-                emit("unknown_tool_call_id", path + ".tool_call_id", f"no earlier tool call has id {tcid!r}")
-            _check_content(message, role, path, emit)
-        else:
-            _check_content(message, role, path, emit)
+        _check_role_fields(message, role, path, emit, tools, functions, call_ids, weight_ok)
     return roles
+
+
+def _check_role_fields(message: dict, role: str, path: str, emit, tools, functions, call_ids, weight_ok) -> None:
+    """What a message of a known, allowed role must hold besides its keys: name, content, calls."""
+    if "name" in message and not isinstance(message["name"], str):
+        emit("invalid_type", path + ".name", f"must be a string, got {json_kind(message['name'])}")
+    if role == "assistant":
+        _check_assistant(message, path, emit, tools, functions, call_ids, weight_ok)
+    elif role == "function" and not isinstance(message.get("name"), str):
+        emit("missing_function_name", path + ".name", "a function message needs the \"name\" of the function")
+        _check_content(message, role, path, emit)
+    elif role == "tool":
+        tcid = message.get("tool_call_id")
+        if not isinstance(tcid, str):
+            emit("missing_tool_call_id", path + ".tool_call_id", "a tool message needs a string tool_call_id")
+        elif call_ids and tcid not in call_ids:
+            emit("unknown_tool_call_id", path + ".tool_call_id", f"no earlier tool call has id {tcid!r}")
+        _check_content(message, role, path, emit)
+    else:
+        _check_content(message, role, path, emit)
 
 
 def _check_assistant(message, path, emit, tools, functions, call_ids, weight_ok) -> None:

@@ -9,22 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ftutils import openai_rules
 from ftutils.openai_rules import auto_n_epochs, check
 from ftutils.data import tokens
+from ftutils.local.models import catalog
 
-PRICE_DATE = "2025-06-01"
-# Training, USD per 1M tokens (openai.com/api/pricing, fine-tuning section).
-PRICES: dict[str, float] = {
-    "gpt-4o-mini-2024-07-18": 3.00,
-    "gpt-4o-2024-08-06": 25.00,
-    "gpt-4.1-2025-04-14": 25.00,
-    "gpt-4.1-mini-2025-04-14": 5.00,
-    "gpt-4.1-nano-2025-04-14": 1.50,
-    "gpt-3.5-turbo-0125": 8.00,
-    # The local backend trains on your own CPU.
-    "smollm2-135m-instruct": 0.0,
-    "tiny-smollm2": 0.0,
-}
+PRICE_DATE = openai_rules.PRICE_DATE
+# USD per 1M training tokens: OpenAI's (`openai_rules.TRAINING_PRICES`), then the local
+# backend's bases (their catalog's price: they train on your own CPU).
+PRICES: dict[str, float] = {**openai_rules.TRAINING_PRICES,
+                            **{m.id: m.price_per_million for m in catalog.local_models()}}
 
 
 @dataclass(frozen=True)

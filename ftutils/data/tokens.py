@@ -81,6 +81,7 @@ ensure_offline_encodings()
 import tiktoken  # noqa: E402  (must come after TIKTOKEN_CACHE_DIR is set)
 
 from ftutils import openai_rules  # noqa: E402
+from ftutils.local.models import catalog  # noqa: E402  (the local bases' table: light, no torch)
 
 
 @dataclass(frozen=True)
@@ -95,30 +96,16 @@ class ModelLimits:
     """False when the encoding only approximates the model's own tokenizer."""
 
 
-# From OpenAI's fine-tuning guide (token limits table) and model pages.
-MODEL_LIMITS: dict[str, ModelLimits] = {
-    "gpt-4o-mini-2024-07-18": ModelLimits(128_000, 65_536, "o200k_base"),
-    "gpt-4o-2024-08-06": ModelLimits(128_000, 65_536, "o200k_base"),
-    "gpt-4.1-2025-04-14": ModelLimits(1_047_576, 65_536, "o200k_base"),
-    "gpt-4.1-mini-2025-04-14": ModelLimits(1_047_576, 65_536, "o200k_base"),
-    "gpt-4.1-nano-2025-04-14": ModelLimits(1_047_576, 65_536, "o200k_base"),
-    "gpt-3.5-turbo-0125": ModelLimits(16_385, 16_385, "cl100k_base"),
-    # SmolLM2 has an 8192-token context, but LoRA on 2 CPU cores costs time and activation
-    # memory that grow faster than linearly with length; 1024 tokens covers typical chat and
-    # classification examples (a few hundred tokens) while keeping one step within seconds.
-    "smollm2-135m-instruct": ModelLimits(8_192, 1_024, "o200k_base", exact=False),
-    # Random-weight test model: short examples keep CI training fast.
-    "tiny-smollm2": ModelLimits(8_192, 512, "o200k_base", exact=False),
-}
-DEFAULT_MODEL = "gpt-4o-mini-2024-07-18"
+DEFAULT_MODEL = openai_rules.DEFAULT_MODEL
 FALLBACK_ENCODING = "o200k_base"
-
-_LOCAL_PREFIXES = ("smollm2", "tiny-")
-# tiktoken's own prefix table misses dated ids of some families; ours are checked first.
-_FAMILY_ENCODINGS = (("gpt-4o", "o200k_base"), ("gpt-4.1", "o200k_base"), ("gpt-4.5", "o200k_base"),
-                     ("gpt-5", "o200k_base"), ("chatgpt-4o", "o200k_base"), ("o1", "o200k_base"),
-                     ("o3", "o200k_base"), ("o4", "o200k_base"), ("gpt-4", "cl100k_base"),
-                     ("gpt-3.5", "cl100k_base"), ("gpt-35", "cl100k_base"))
+"""What counts tokens for a model whose own tokenizer tiktoken does not have (the local bases)."""
+# OpenAI's models (their limits are OpenAI's rules), then the local backend's bases, counted
+# with an approximate encoding (their own tokenizer is SmolLM2's, not tiktoken's).
+MODEL_LIMITS: dict[str, ModelLimits] = {
+    **{model: ModelLimits(*limits) for model, limits in openai_rules.TOKEN_LIMITS.items()},
+    **{m.id: ModelLimits(m.context_length, m.training_tokens, FALLBACK_ENCODING, exact=False)
+       for m in catalog.local_models()},
+}
 
 
 def base_model(model: str | None) -> str:
@@ -147,9 +134,9 @@ def _encoding_name(base: str) -> tuple[str, str | None]:
         note = None if limits.exact else (f"{base} has its own tokenizer; counts use {limits.encoding} "
                                           "as an approximation")
         return limits.encoding, note
-    if base.startswith(_LOCAL_PREFIXES):
+    if base.startswith(catalog.FAMILY_PREFIXES):
         return FALLBACK_ENCODING, f"{base} has its own tokenizer; counts use {FALLBACK_ENCODING} as an approximation"
-    for prefix, name in _FAMILY_ENCODINGS:
+    for prefix, name in openai_rules.FAMILY_ENCODINGS:
         if base.startswith(prefix):
             return name, None
     return FALLBACK_ENCODING, f"unknown model {base!r}; counts use {FALLBACK_ENCODING} as an approximation"

@@ -219,7 +219,7 @@ def _sniff(path: Path, run: _Pass) -> bool:
 
 def iter_lines(path):
     """(line, object, error, code, field) for each line of a JSONL file: the one reading of a
-    training file's bytes, shared by the validator and the trainer (ftutils.local.chatdata).
+    training file's bytes, shared by the validator and the trainer (ftutils.local.training.examples).
     A UTF-8 BOM before the first line is skipped; `object` is None for a line that is not a
     JSON object of Unicode text, and then error/code/field say why and where."""
     with open(path, "rb") as f:

@@ -40,7 +40,7 @@ def serve(args) -> int:
             extra[model_id] = os.path.abspath(folder)
         settings = Settings.load(args.data_dir, host=args.host, port=args.port,
                                  **({"extra_models": extra} if extra else {}))
-        from ftutils.local.base_models import check_aliases
+        from ftutils.local.models.aliases import check_aliases
         check_aliases(settings.model_aliases, settings.extra_models)
     except (OSError, ValueError) as exc:
         print(f"ftutils serve: {exc}", file=sys.stderr)
@@ -70,7 +70,7 @@ def serve(args) -> int:
     settings.port = sock.getsockname()[1]
     import uvicorn  # the heavy imports wait until we know the port is ours
 
-    from ftutils.local.app import create_app
+    from ftutils.local.api.app import create_app
     server = _Server(uvicorn.Config(create_app(settings), log_level="info", access_log=False, lifespan="on"),
                      settings)
     server.run(sockets=[sock])
@@ -112,7 +112,7 @@ def _running_server(settings) -> dict | None:
     """What server.json says, if that server is alive and answering; a stale file (its server
     was killed with SIGKILL, or its pid is now another process) is removed with a warning."""
     from ftutils import home
-    from ftutils.local.process import healthy
+    from ftutils.local.server_process import healthy
 
     info = home.read_server_info(settings.data_dir)
     if _server_json(settings).exists() and info is None:
@@ -147,7 +147,7 @@ def _write_server_json(settings) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"url": f"http://{host}:{settings.port}/v1", "pid": os.getpid()}))
     tmp.replace(path)
-    from ftutils.local.base_models import describe_aliases
+    from ftutils.local.models.aliases import describe_aliases
     print(f"ftutils local backend listening on http://{host}:{settings.port}/v1 (data in {settings.data_dir}); "
           f"OpenAI model ids train locally as: {describe_aliases(settings.model_aliases)}", flush=True)
 

@@ -6,8 +6,9 @@ Hugging Face folder (safetensors, tokenizer, chat template) that `transformers` 
 no ftutils and no peft, and that answers as the local server does: same weights (fp32),
 same chat template.
 
-The model is found the way the server finds it (`routers.models.resolve` on the data dir's
-SQLite), so any id `/v1/models` lists exports: a fine-tuned model, a checkpoint, or a base.
+The model is found the way the server finds it (the model registry over the data dir's
+SQLite, `ftutils.local.models.registry`), with the same settings (`Settings.from_env`), so any
+id `/v1/models` lists exports: a fine-tuned model, a checkpoint, or a base.
 
 GGUF is not offered: the `gguf` package writes GGUF containers but has no Hugging Face
 converter (that is llama.cpp's `convert_hf_to_gguf.py`, not a packaged library); run it on
@@ -21,39 +22,32 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from types import SimpleNamespace
+
+from ftutils.local.models import catalog
 
 FORMATS = ("adapter", "merged")
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin")
-# Where the built-in bases live on the Hugging Face Hub, for an adapter used elsewhere.
-HUB_IDS = {"smollm2-135m-instruct": "HuggingFaceTB/SmolLM2-135M-Instruct"}
 
 
 class ExportError(ValueError):
     """A model that cannot be exported, said so the user knows what to do."""
 
 
-def find_model(model_id: str, data_dir, extra_models: dict[str, str] | None = None) -> tuple[str, Path | None]:
+def find_model(model_id: str, settings) -> tuple[str, Path | None]:
     """(base model id, adapter folder or None) for any model id the local server serves."""
-    from ftutils.local import errors
-    from ftutils.local.db import Database
-    from ftutils.local.jobs import Jobs
-    from ftutils.local.routers.models import resolve
-    from ftutils.local.settings import Settings
+    from ftutils.local.models.registry import ModelNotFound, Registry
+    from ftutils.local.store import Store
 
-    aliases = json.loads(os.environ.get("FTUTILS_MODEL_ALIASES") or "{}")  # as the server reads them
-    settings = Settings(data_dir=data_dir, extra_models=extra_models or {}, model_aliases=aliases)
     if not settings.db_path.exists():
         raise ExportError(f"no local backend state in {settings.data_dir} (no db.sqlite); "
                           f"pass --data-dir or set FTUTILS_DATA_DIR")
-    db = Database(settings.db_path)
+    store = Store.open(settings.db_path, settings.files_dir, settings.jobs_dir, settings.org)
     try:
-        # The services resolve() finds on app.state, over the same SQLite (read only here).
-        return resolve(SimpleNamespace(db=db, settings=settings, jobs=Jobs(db, settings.org)), model_id)
-    except errors.APIError as exc:
-        raise ExportError(exc.message) from None
+        return Registry(settings.extra_models, settings.model_aliases, store.fine_tunes).resolve(model_id)
+    except ModelNotFound as exc:
+        raise ExportError(str(exc)) from None
     finally:
-        db.close()
+        store.close()
 
 
 def export(model_id: str, fmt: str, out=None, data_dir=None, extra_models: dict[str, str] | None = None) -> Path:
@@ -62,12 +56,13 @@ def export(model_id: str, fmt: str, out=None, data_dir=None, extra_models: dict[
     The folder appears whole or not at all (written beside it, then renamed), and an
     existing folder is never overwritten.
     """
-    from ftutils import home
+    from ftutils.local.settings import Settings
 
     if fmt not in FORMATS:
         raise ExportError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    data_dir = Path(data_dir) if data_dir else home.data_dir()
-    base, adapter = find_model(model_id, data_dir, extra_models)
+    settings = Settings.from_env(data_dir, **({"extra_models": extra_models} if extra_models else {}))
+    data_dir, extra_models = settings.data_dir, settings.extra_models
+    base, adapter = find_model(model_id, settings)
     if fmt == "adapter" and adapter is None:
         raise ExportError(f"{model_id} is a base model: it has no adapter; use --format merged for its weights")
     out = Path(out) if out else Path("exports") / f"{_folder_name(model_id)}-{fmt}"
@@ -91,7 +86,7 @@ def export(model_id: str, fmt: str, out=None, data_dir=None, extra_models: dict[
 
 
 def _write_adapter(adapter: Path, base: str, target: Path, data_dir, extra_models) -> None:
-    from ftutils.local.base_models import load_base
+    from ftutils.local.models.loading import load_base
 
     copied = [name for name in ADAPTER_FILES if (adapter / name).exists()]
     if "adapter_config.json" not in copied or len(copied) < 2:
@@ -101,14 +96,14 @@ def _write_adapter(adapter: Path, base: str, target: Path, data_dir, extra_model
     # PEFT looks the base up by this name; point it where the base can be found.
     config_path = target / "adapter_config.json"
     config = json.loads(config_path.read_text())
-    config["base_model_name_or_path"] = HUB_IDS.get(base) or (extra_models or {}).get(base) or base
+    config["base_model_name_or_path"] = _hub_id(base) or (extra_models or {}).get(base) or base
     config_path.write_text(json.dumps(config, indent=2) + "\n")
     # The tokenizer (and its chat template) travel with the adapter: answers need both.
     load_base(base, data_dir, extra_models)[1].save_pretrained(target)
 
 
 def _write_merged(base: str, adapter: Path | None, target: Path, data_dir, extra_models) -> None:
-    from ftutils.local.base_models import load_base
+    from ftutils.local.models.loading import load_base
 
     model, tokenizer = load_base(base, data_dir, extra_models)
     if adapter is not None:
@@ -120,12 +115,20 @@ def _write_merged(base: str, adapter: Path | None, target: Path, data_dir, extra
     tokenizer.save_pretrained(target)
 
 
+def _hub_id(base: str) -> str | None:
+    """Where a built-in base lives on the Hugging Face Hub, for an adapter used elsewhere."""
+    from ftutils.local.models import catalog
+
+    entry = catalog.base_model(base)
+    return entry.hub_id if entry else None
+
+
 def _folder_name(model_id: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in model_id)
 
 
 def _readme(model_id: str, base: str, fmt: str, folder: str) -> str:
-    origin = HUB_IDS.get(base)
+    origin = _hub_id(base)
     if fmt == "merged":
         how = (f"```python\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\n\n"
                f"model = AutoModelForCausalLM.from_pretrained(\"{folder}\")\n"
@@ -155,7 +158,7 @@ def _readme(model_id: str, base: str, fmt: str, folder: str) -> str:
 def register(subparsers) -> None:
     parser = subparsers.add_parser("export", help="write a local fine-tuned model as a PEFT adapter or a merged "
                                                   "Hugging Face folder")
-    parser.add_argument("model", help="model id as /v1/models lists it, e.g. ft:smollm2-135m-instruct:local:demo:abc")
+    parser.add_argument("model", help=f"model id as /v1/models lists it, e.g. ft:{catalog.default_model()}:local:demo:abc")
     parser.add_argument("--format", choices=FORMATS, default="merged",
                         help="adapter: the LoRA adapter (PEFT); merged: base + adapter as one model (default)")
     parser.add_argument("--out", default=None, help="folder to create (default ./exports/<model>-<format>)")
@@ -166,7 +169,13 @@ def register(subparsers) -> None:
 
 
 def _main(args) -> int:
-    extra = json.loads(os.environ.get("FTUTILS_EXTRA_MODELS") or "{}")
+    from ftutils.local.settings import Settings
+
+    try:
+        extra = Settings.from_env(args.data_dir).extra_models  # FTUTILS_EXTRA_MODELS, as the server reads it
+    except ValueError as exc:
+        print(f"ftutils export: {exc}", file=sys.stderr)
+        return 2
     for spec in args.extra:
         model_id, sep, folder = spec.partition("=")
         if not sep or not os.path.isdir(folder):

@@ -1,59 +1,99 @@
-"""Where the local backend keeps its state and how it guards it.
+"""The local backend's settings, declared once: each field with its environment variable,
+default and help (`setting`).
 
-One dataclass, built from the command line and the environment by `Settings.load`; the
-API process passes it to the worker process as JSON, so both agree on every path.
+`Settings.load` builds them from arguments, then FTUTILS_* variables, then defaults, for
+`ftutils serve`; `Settings.from_env` does the same without touching the disk (`ftutils
+export`); the API process passes them to the worker process as JSON, so all three agree on
+every path and rule. The README's table of variables is `environment_table()` (a test keeps
+the two the same).
 """
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 from ftutils import home, openai_rules
+from ftutils.local.models import catalog
 
 DEFAULT_MAX_UPLOAD_BYTES = 512 * 1024 * 1024  # OpenAI's per-file limit
 
 
+def setting(default=MISSING, *, help: str, env: str | None = None, parse=None, default_factory=MISSING):
+    """A Settings field: its default, what it means (`help`), and the variable that sets it
+    (`env`, read through `parse(env, text)`)."""
+    return field(default=default, default_factory=default_factory,
+                 metadata={"help": help, "env": env, "parse": parse})
+
+
+def _integer(env: str, text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{env} must be an integer, got {text!r}") from None
+
+
+def _json(env: str, text: str):
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"{env} must be JSON: {exc}") from None
+
+
+def _names(env: str, text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _keep_checkpoints(env: str, text: str) -> int:
+    """"all" keeps one per epoch of the longest job OpenAI allows."""
+    if text.strip().lower() == "all":
+        return openai_rules.N_EPOCHS_RANGE[1]
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{env} must be a number or 'all', got {text!r}") from None
+
+
 @dataclass
 class Settings:
-    data_dir: Path
-    """Holds api_key, db.sqlite, files/, models/, jobs/ and server.json."""
-    host: str = "127.0.0.1"
-    """Loopback by default: the server trusts one key, not the network."""
-    port: int = 8000
-    api_key: str = ""
-    """The bearer key every /v1 request must carry; filled in by `load`."""
-    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
-    """Uploads above this fail with 413 and leave nothing behind."""
-    extra_models: dict[str, str] = field(default_factory=dict)
-    """Extra base models: id -> local Hugging Face model directory."""
-    model_aliases: dict[str, str] = field(default_factory=dict)
-    """Changes to which local base trains and answers for OpenAI's model ids (alias -> base;
-    "*" for all of them); see base_models.alias_table. From FTUTILS_MODEL_ALIASES (JSON)."""
-    org: str = "local"
-    """`organization_id` of jobs and the <org> part of fine-tuned model ids."""
-    keep_checkpoints: int = 3
-    """Checkpoints kept per job, as OpenAI keeps the last three epochs'. From
-    FTUTILS_KEEP_CHECKPOINTS: a number, or "all" (a local difference from OpenAI: every
-    epoch's checkpoint, so a walkthrough can score the underfit first epochs too)."""
-    poll_seconds: float = 0.25
-    """How often the idle worker looks for queued jobs."""
-    torch_threads: int = 0
-    """Threads the worker gives torch (FTUTILS_TORCH_THREADS); 0 = all cores but one, so the API
-    stays quick. Measured on 2 cores during `ftutils run`: 03's job took 36 s an epoch on 2
-    threads against 30 s on 1 (the API and the notebook's polling then compete with training)."""
-    train_processes: int = 0
-    """Processes that share each training batch (FTUTILS_TRAIN_PROCESSES; see
-    ftutils.local.parallel); 0 = two on a machine with two or more cores, one for the tiny
-    test model. On 2 vCPUs a batch-8 step of SmolLM2 took 1.44 s in one process and 1.33 s
-    in two during a real job, and as little as 0.63x of one process when both cores were free."""
-    run_worker: bool = True
-    """False runs the API alone (tests of the HTTP layer that must never train)."""
-    prepare_models: list[str] = field(default_factory=list)
-    """Base models the idle worker converts and loads once at start (FTUTILS_PREPARE_MODELS,
-    comma-separated), so the first job does not wait for it: SmolLM2's conversion from its
-    GGUF file costs ~25 s on a fresh data dir. `ftutils run` asks for the model it trains."""
+    data_dir: Path = setting(env=home.DATA_DIR_ENV, help="the local backend's state (SQLite, files, models, "
+                             "checkpoints, its key and server.json); default `~/.ftutils/local`")
+    host: str = setting("127.0.0.1", help="loopback by default: the server trusts one key, not the network")
+    port: int = setting(8000, help="0 picks a free one")
+    api_key: str = setting("", env=home.KEY_ENV, help="the local server's key; default: generated into "
+                           "`DATA_DIR/api_key` (mode 0600)")
+    max_upload_bytes: int = setting(DEFAULT_MAX_UPLOAD_BYTES, env="FTUTILS_MAX_UPLOAD_BYTES", parse=_integer,
+                                    help="the local server's upload limit (default 512 MiB, as OpenAI's); a larger "
+                                         "upload fails with 413 and leaves nothing behind")
+    extra_models: dict[str, str] = setting(default_factory=dict, env="FTUTILS_EXTRA_MODELS", parse=_json,
+                                           help="extra local Hugging Face model folders, JSON `{\"id\": \"path\"}` "
+                                                "(as `ftutils serve --model ID=DIR`)")
+    model_aliases: dict[str, str] = setting(default_factory=dict, env="FTUTILS_MODEL_ALIASES", parse=_json,
+                                            help="JSON `{\"openai-id\": \"local-base\"}` (or `{\"*\": \"local-base\"}`): "
+                                                 "which local base an OpenAI model id trains; default: the default base of "
+                                                 "the model table (SmolLM2)")
+    org: str = setting("local", help="`organization_id` of jobs and the <org> part of fine-tuned model ids")
+    keep_checkpoints: int = setting(3, env="FTUTILS_KEEP_CHECKPOINTS", parse=_keep_checkpoints,
+                                    help="checkpoints the local server keeps per job: a number, or `all` (every "
+                                         "epoch's; `ftutils run` asks for it). OpenAI keeps the last three, the "
+                                         "local default too")
+    poll_seconds: float = setting(0.25, help="how often the idle worker looks for queued jobs")
+    torch_threads: int = setting(0, env="FTUTILS_TORCH_THREADS", parse=_integer,
+                                 help="threads the worker gives torch; default all cores but one, so the API stays "
+                                      "quick (on 2 cores during `ftutils run`, 03's job took 36 s an epoch on 2 "
+                                      "threads against 30 s on 1)")
+    train_processes: int = setting(0, env="FTUTILS_TRAIN_PROCESSES", parse=_integer,
+                                   help="processes that share each training batch of a local job; default 2 on a "
+                                        "machine with two cores or more for supervised jobs (1 for DPO, and for a "
+                                        "base small enough to run on one thread, such as the test model): on the "
+                                        "2-core box a SmolLM2 job step took 1.33 s against 1.44 s in one process "
+                                        "(up to 0.63x when both cores are free)")
+    run_worker: bool = setting(True, help="False runs the API alone (tests of the HTTP layer that must never train)")
+    prepare_models: list[str] = setting(default_factory=list, env="FTUTILS_PREPARE_MODELS", parse=_names,
+                                        help="base models (comma-separated) the idle worker converts and loads once "
+                                             "at start, so the first job does not wait (SmolLM2's conversion costs "
+                                             "~25 s on a fresh data dir); `ftutils run` asks for the one it trains")
 
     def __post_init__(self):
         self.data_dir = Path(self.data_dir).expanduser().resolve()
@@ -71,24 +111,18 @@ class Settings:
             raise ValueError(f"keep_checkpoints must be at least 1, got {self.keep_checkpoints}")
 
     @classmethod
+    def from_env(cls, data_dir: str | Path | None = None, **overrides) -> "Settings":
+        """Settings from arguments, then FTUTILS_* variables, then defaults; touches no file."""
+        for f in fields(cls):
+            parse, env = f.metadata["parse"], f.metadata["env"]
+            if parse and f.name not in overrides and os.environ.get(env):
+                overrides[f.name] = parse(env, os.environ[env])
+        return cls(data_dir=Path(data_dir) if data_dir else home.data_dir(), **overrides)
+
+    @classmethod
     def load(cls, data_dir: str | Path | None = None, **overrides) -> "Settings":
-        """Settings from arguments, then FTUTILS_* variables, then defaults; makes the data dir."""
-        env = os.environ
-        if "max_upload_bytes" not in overrides and env.get("FTUTILS_MAX_UPLOAD_BYTES"):
-            overrides["max_upload_bytes"] = int(env["FTUTILS_MAX_UPLOAD_BYTES"])
-        if "keep_checkpoints" not in overrides and env.get("FTUTILS_KEEP_CHECKPOINTS"):
-            overrides["keep_checkpoints"] = _keep_checkpoints(env["FTUTILS_KEEP_CHECKPOINTS"])
-        if "extra_models" not in overrides and env.get("FTUTILS_EXTRA_MODELS"):
-            overrides["extra_models"] = json.loads(env["FTUTILS_EXTRA_MODELS"])
-        if "torch_threads" not in overrides and env.get("FTUTILS_TORCH_THREADS"):
-            overrides["torch_threads"] = int(env["FTUTILS_TORCH_THREADS"])
-        if "train_processes" not in overrides and env.get("FTUTILS_TRAIN_PROCESSES"):
-            overrides["train_processes"] = int(env["FTUTILS_TRAIN_PROCESSES"])
-        if "prepare_models" not in overrides and env.get("FTUTILS_PREPARE_MODELS"):
-            overrides["prepare_models"] = [m.strip() for m in env["FTUTILS_PREPARE_MODELS"].split(",") if m.strip()]
-        if "model_aliases" not in overrides and env.get("FTUTILS_MODEL_ALIASES"):
-            overrides["model_aliases"] = json.loads(env["FTUTILS_MODEL_ALIASES"])
-        settings = cls(data_dir=Path(data_dir) if data_dir else home.data_dir(), **overrides)
+        """`from_env`, then the data dir made (private) and the key found or made."""
+        settings = cls.from_env(data_dir, **overrides)
         # Private: the key, uploaded training data and models live here. A dir an older version
         # made 0755 is tightened; a folder of the user's with other things in it is left as it
         # is (it may be their project folder), what we put in it is private all the same.
@@ -101,13 +135,19 @@ class Settings:
             settings.api_key = home.ensure_key(settings.data_dir)
         return settings
 
-    def processes_for(self, base_model: str) -> int:
-        """How many processes train a job on `base_model` (train_processes, or its auto choice)."""
+    def processes_for(self, base_model: str, method: str = "supervised") -> int:
+        """How many processes train a job of `method` on `base_model` (train_processes, or its auto choice)."""
         if self.train_processes:
             return self.train_processes
-        from ftutils.local.base_models import TINY  # its matmuls are too small to be worth a second process
+        entry = catalog.base_model(base_model)
+        # DPO trains in one process unless asked: two would change its numbers (bf16 rounding).
+        if (entry is not None and entry.one_thread) or method != "supervised":
+            return 1
+        return 2 if (os.cpu_count() or 1) >= 2 else 1
 
-        return 2 if (os.cpu_count() or 1) >= 2 and base_model != TINY else 1
+    def worker_threads(self) -> int:
+        """Threads the worker gives torch (torch_threads, or all cores but one)."""
+        return self.torch_threads or max(1, (os.cpu_count() or 2) - 1)
 
     @property
     def db_path(self) -> Path:
@@ -134,14 +174,11 @@ class Settings:
         return f"Settings(data_dir={str(self.data_dir)!r}, host={self.host!r}, port={self.port})"
 
 
-def _keep_checkpoints(value: str) -> int:
-    """FTUTILS_KEEP_CHECKPOINTS: "all" keeps one per epoch of the longest job OpenAI allows."""
-    if value.strip().lower() == "all":
-        return openai_rules.N_EPOCHS_RANGE[1]
-    try:
-        return int(value)
-    except ValueError:
-        raise ValueError(f"FTUTILS_KEEP_CHECKPOINTS must be a number or 'all', got {value!r}") from None
+def environment_table() -> str:
+    """The README's table of the variables the local backend reads, one row per setting."""
+    rows = ["| variable | meaning |", "|---|---|"]
+    rows += [f"| `{f.metadata['env']}` | {f.metadata['help']} |" for f in fields(Settings) if f.metadata["env"]]
+    return "\n".join(rows) + "\n"
 
 
 def _ours(folder: Path) -> bool:
@@ -151,3 +188,4 @@ def _ours(folder: Path) -> bool:
 
 OWN_FILES = {"api_key", "db.sqlite", "db.sqlite-wal", "db.sqlite-shm", "files", "jobs", "models", "server.json",
              "server.tmp", "server.log", "worker.lock"}
+

@@ -37,33 +37,8 @@ def loss_curves(metrics_df: pd.DataFrame, checkpoints=None, diagnosis=None) -> F
         for ax in (ax_loss, ax_acc):
             ax.text(0.5, 0.5, "no metrics yet", ha="center", va="center", transform=ax.transAxes, color="grey")
     else:
-        steps = df["step"].to_numpy()
-        train = df["train_loss"].astype(float)
-        ax_loss.plot(steps, train, color=TRAIN, alpha=0.25, linewidth=0.8, label="training loss (per batch)")
-        ax_loss.plot(steps, _smooth(train), color=TRAIN, label="training loss (smoothed)")
-        for column, colour, label, style in (("valid_loss", VALID, "validation loss (batch)", "o-"),
-                                             ("full_valid_loss", FULL, "validation loss (full set)", "s-")):
-            points = df[["step", column]].dropna()
-            if len(points):
-                ax_loss.plot(points["step"], points[column], style, color=colour, markersize=3, label=label)
-        valid = df[["step", "full_valid_loss"]].dropna()
-        column = "full_valid_loss"
-        if len(valid) < 2:
-            valid, column = df[["step", "valid_loss"]].dropna(), "valid_loss"
-        if len(valid):
-            best = valid.loc[valid[column].idxmin()]
-            ax_loss.plot([best["step"]], [best[column]], "*", color="black", markersize=14, zorder=5,
-                         label=f"lowest validation loss ({'full set' if column == 'full_valid_loss' else 'batch'}) "
-                               f"{best[column]:.3f} (step {int(best['step'])})")
-        for column, colour, label in (("train_accuracy", TRAIN, "training"),
-                                      ("valid_mean_token_accuracy", VALID, "validation (batch)"),
-                                      ("full_valid_mean_token_accuracy", FULL, "validation (full set)")):
-            points = df[["step", column]].dropna()
-            if len(points):
-                y = _smooth(points[column].astype(float)) if column == "train_accuracy" else points[column]
-                ax_acc.plot(points["step"], y, "-" if column == "train_accuracy" else "o-", color=colour,
-                            markersize=3, label=label)
-        ax_acc.set_ylim(0, 1.02)
+        _plot_losses(ax_loss, df)
+        _plot_accuracies(ax_acc, df)
     best_step = getattr(diagnosis, "best_checkpoint_step", None)
     for i, step in enumerate(r["step"] for r in checkpoint_rows(checkpoints)):
         highlight = step == best_step
@@ -88,3 +63,38 @@ def loss_curves(metrics_df: pd.DataFrame, checkpoints=None, diagnosis=None) -> F
     if diagnosis is not None:
         fig.suptitle(f"Diagnosis: {diagnosis.verdict}")
     return fig
+
+
+def _plot_losses(ax_loss, df: pd.DataFrame) -> None:
+    """Training loss raw and smoothed, validation losses, and a star on the lowest one."""
+    steps = df["step"].to_numpy()
+    train = df["train_loss"].astype(float)
+    ax_loss.plot(steps, train, color=TRAIN, alpha=0.25, linewidth=0.8, label="training loss (per batch)")
+    ax_loss.plot(steps, _smooth(train), color=TRAIN, label="training loss (smoothed)")
+    for column, colour, label, style in (("valid_loss", VALID, "validation loss (batch)", "o-"),
+                                         ("full_valid_loss", FULL, "validation loss (full set)", "s-")):
+        points = df[["step", column]].dropna()
+        if len(points):
+            ax_loss.plot(points["step"], points[column], style, color=colour, markersize=3, label=label)
+    valid = df[["step", "full_valid_loss"]].dropna()
+    column = "full_valid_loss"
+    if len(valid) < 2:
+        valid, column = df[["step", "valid_loss"]].dropna(), "valid_loss"
+    if len(valid):
+        best = valid.loc[valid[column].idxmin()]
+        ax_loss.plot([best["step"]], [best[column]], "*", color="black", markersize=14, zorder=5,
+                     label=f"lowest validation loss ({'full set' if column == 'full_valid_loss' else 'batch'}) "
+                           f"{best[column]:.3f} (step {int(best['step'])})")
+
+
+def _plot_accuracies(ax_acc, df: pd.DataFrame) -> None:
+    """Mean token accuracy: training (smoothed) and validation."""
+    for column, colour, label in (("train_accuracy", TRAIN, "training"),
+                                  ("valid_mean_token_accuracy", VALID, "validation (batch)"),
+                                  ("full_valid_mean_token_accuracy", FULL, "validation (full set)")):
+        points = df[["step", column]].dropna()
+        if len(points):
+            y = _smooth(points[column].astype(float)) if column == "train_accuracy" else points[column]
+            ax_acc.plot(points["step"], y, "-" if column == "train_accuracy" else "o-", color=colour,
+                        markersize=3, label=label)
+    ax_acc.set_ylim(0, 1.02)

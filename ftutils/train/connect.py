@@ -19,13 +19,14 @@ from pathlib import Path
 
 
 from ftutils import home, openai_rules
-from ftutils.local.process import healthy, spawn, stop
+from ftutils.local.models import catalog
+from ftutils.local.server_process import healthy, spawn, stop
 from ftutils.widgets.base import interactive
 
 log = logging.getLogger(__name__)
 
 BACKENDS = ("openai", "local")
-DEFAULT_MODEL = {"local": "smollm2-135m-instruct", "openai": "gpt-4o-mini-2024-07-18"}
+DEFAULT_MODEL = {"local": catalog.default_model(), "openai": openai_rules.DEFAULT_MODEL}
 # Models OpenAI lets you fine-tune with supervised learning (its fine-tuning guide). A listed
 # `ft:` model of yours can be fine-tuned further too.
 OPENAI_FINE_TUNABLE = openai_rules.FINE_TUNABLE_MODELS

@@ -33,7 +33,7 @@ def upload(client, path: str | Path, purpose: str = "fine-tune", wait: bool = Tr
     return uploaded
 
 
-def launch(client, training_file: str, validation_file: str | None = None, model: str = "gpt-4o-mini-2024-07-18",
+def launch(client, training_file: str, validation_file: str | None = None, model: str = openai_rules.DEFAULT_MODEL,
            n_epochs="auto", batch_size="auto", learning_rate_multiplier="auto", suffix: str | None = None,
            seed: int | None = None, metadata: dict | None = None):
     """Create a supervised fine-tuning job. Values are checked against OpenAI's rules first,

@@ -15,12 +15,12 @@ from ftutils import openai_rules
 log = logging.getLogger(__name__)
 LN2 = math.log(2)  # DPO's loss before the model has moved from the reference
 # Answers asked at once: the local engine batches concurrent requests on a model into shared
-# forward passes (ftutils.local.batching), so 4 prompts cost about what one does; OpenAI
+# forward passes (ftutils.local.inference.scheduler), so 4 prompts cost about what one does; OpenAI
 # serves them in parallel. Its default rate limits are far above this.
 CONCURRENT_REQUESTS = 16
 
 
-def launch_dpo(client, training_file: str, validation_file: str | None = None, model: str = "gpt-4.1-nano-2025-04-14",
+def launch_dpo(client, training_file: str, validation_file: str | None = None, model: str = openai_rules.DEFAULT_DPO_MODEL,
                beta="auto", n_epochs="auto", batch_size="auto", learning_rate_multiplier="auto",
                suffix: str | None = None, seed: int | None = None, metadata: dict | None = None):
     """Create a DPO job (`method.type` "dpo") on a preference file. Values are checked against

@@ -59,7 +59,7 @@ def write_manifest(run_dir: str | Path, **fields) -> dict:
     04_evaluate and `ftutils watch` read it; the keys are stable:
 
     - backend: "openai" | "local"; base_url: the API's URL (no key)
-    - base_model: the model fine-tuned, e.g. "smollm2-135m-instruct"
+    - base_model: the model fine-tuned, as the job names it (a local base id, or an OpenAI model id)
     - files: {"train": {"id", "path"}, "validation": {"id", "path"} | None, "test": {"path"}}
     - hyperparameters: {"n_epochs", "batch_size", "learning_rate_multiplier"} as the job resolved them
     - job_id, status ("succeeded" | "failed" | "cancelled" | ...), error ({"code", "message", "param"} | None)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from ftutils.local.process import free_port
+from ftutils.local.server_process import free_port
 
 HOW_TO_GET_A_BROWSER = (
     "The browser tests need Playwright's Python package and a Chromium it can drive. "

@@ -1,9 +1,8 @@
 """The validator and the trainer agree on every file of the malformed corpus: a file that
-`ftutils validate` passes trains through ftutils.local.chatdata (the trainer's reader), and a
+`ftutils validate` passes trains through ftutils.local.training.examples (the trainer's reader), and a
 file that cannot train is an error in validation, with its line."""
 from __future__ import annotations
 
-import types
 from pathlib import Path
 
 import pytest
@@ -11,16 +10,18 @@ import pytest
 from ftutils.data.load import DataError
 from ftutils.data.tokens import limits_for
 from ftutils.data.validate import validate_examples, validate_file
-from ftutils.local import base_models, chatdata, trainer
+from ftutils.local.models import chat_format, loading
+from ftutils.local.training import examples
+from ftutils.local.training.config import TrainConfig
 from tests.data.test_validate import CASES
 
 MALFORMED = Path(__file__).parent / "malformed"
-MODEL = base_models.TINY
+MODEL = "tiny-smollm2"
 
 
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory):
-    return base_models.load_base(MODEL, tmp_path_factory.getbasetemp() / "ml-data")[1]
+    return loading.load_base(MODEL, tmp_path_factory.getbasetemp() / "ml-data")[1]
 
 
 class Messages:
@@ -36,9 +37,9 @@ class Messages:
 def trainer_reads(path, tokenizer):
     """(examples the trainer keeps, its warnings) or the DataError its reader raises."""
     sink = Messages()
-    config = types.SimpleNamespace(max_length=limits_for(MODEL)[0].max_training_tokens)
+    max_length = limits_for(MODEL)[0].max_training_tokens
     try:
-        return trainer._load_examples(path, tokenizer, config, sink, "training"), sink
+        return examples.load_chats(path, tokenizer, max_length, sink, "training"), sink
     except DataError as exc:
         return exc, sink
 
@@ -96,8 +97,8 @@ def test_assistant_only_example_is_trained_not_dropped(tokenizer):
         [("assistant_first", 4)]
     kept, sink = trainer_reads(MALFORMED / "assistant_only.jsonl", tokenizer)
     assert len(kept) == 12 and not [m for m in sink.messages if "skipped" in str(m)]
-    encoded = chatdata.encode(tokenizer, [{"role": "assistant", "content": "shipping"}], 64)
-    trained = tokenizer.decode([t for t in encoded.labels if t != chatdata.IGNORE])
+    encoded = chat_format.encode(tokenizer, [{"role": "assistant", "content": "shipping"}], 64)
+    trained = tokenizer.decode([t for t in encoded.labels if t != chat_format.IGNORE])
     assert trained == "shipping" + tokenizer.eos_token
 
 
@@ -110,12 +111,12 @@ def test_nul_byte_is_the_line_wherever_it_is(name, line, tokenizer):
     assert validate_file(MALFORMED / "binary.jsonl").errors[0].code == "binary_file"  # real binaries stay binary
 
 
-@pytest.mark.parametrize("model", [base_models.TINY, base_models.SMOLLM2])
+@pytest.mark.parametrize("model", ["tiny-smollm2", "smollm2-135m-instruct"])
 def test_token_limit_is_one_number_for_validator_and_trainer(model, tmp_path):
     train_file = tmp_path / "t.jsonl"
     train_file.write_text("{}\n")
     common = dict(data_dir=tmp_path, train_file=train_file, output_dir=tmp_path / "o", n_epochs=1, batch_size=1,
                   learning_rate_multiplier=1.0, seed=0)
-    config = trainer.TrainConfig(base_model=model, **common)
+    config = TrainConfig(base_model=model, **common)
     assert config.max_length == limits_for(model)[0].max_training_tokens
-    assert trainer.TrainConfig(base_model=f"ft:{model}:local::abc123", **common).max_length == config.max_length
+    assert TrainConfig(base_model=f"ft:{model}:local::abc123", **common).max_length == config.max_length

@@ -5,6 +5,8 @@ import json
 
 import pytest
 
+from tests.conftest import ROOT
+
 
 @pytest.fixture(scope="session")
 def ml_data_dir(tmp_path_factory):
@@ -16,7 +18,8 @@ def ml_data_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def adapter(ml_data_dir, tmp_path_factory):
     """A tiny-smollm2 fine-tune that learned to answer every question with "yes" and stop."""
-    from ftutils.local.trainer import TrainConfig, train
+    from ftutils.local.training.config import TrainConfig
+    from ftutils.local.training.loop import train
     from tests.local.sinks import RecordingSink
 
     folder = tmp_path_factory.mktemp("yes")
@@ -27,3 +30,13 @@ def adapter(ml_data_dir, tmp_path_factory):
                                output_dir=folder / "job", n_epochs=3, batch_size=4, learning_rate_multiplier=10.0,
                                seed=0), RecordingSink())
     return result.adapter_dir
+
+
+@pytest.fixture(scope="session")
+def preference_files(tmp_path_factory):
+    """data/samples/preferences.jsonl as a DPO job takes it: 12 training pairs, the rest validation."""
+    rows = (ROOT / "data" / "samples" / "preferences.jsonl").read_text().splitlines()
+    folder = tmp_path_factory.mktemp("dpo-files")
+    (folder / "train.jsonl").write_text("\n".join(rows[:12]) + "\n")
+    (folder / "valid.jsonl").write_text("\n".join(rows[12:]) + "\n")
+    return folder

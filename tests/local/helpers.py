@@ -138,9 +138,26 @@ def warm_model_cache(shared_dir: Path, data_dir: Path) -> None:
     import os
     import shutil
 
-    from ftutils.local.base_models import load_base
+    from ftutils.local.models.loading import load_base
 
     load_base("tiny-smollm2", shared_dir)  # converts once per session (file-locked), else a no-op
     for folder in (shared_dir / "models").iterdir():
         if folder.is_dir() and not folder.name.startswith("."):
             shutil.copytree(folder, data_dir / "models" / folder.name, copy_function=os.link, dirs_exist_ok=True)
+
+
+def tiny_lora(ml_data_dir, std: float, r: int = 8, alpha: int = 16):
+    """(tiny-smollm2 with a LoRA adapter on every linear layer, its tokenizer); the adapter's B
+    drawn from N(0, std) instead of peft's zeros, so it changes outputs and gradients."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from ftutils.local.models import loading
+
+    model, tokenizer = loading.load_base("tiny-smollm2", ml_data_dir)
+    torch.manual_seed(0)
+    model = get_peft_model(model, LoraConfig(r=r, lora_alpha=alpha, target_modules="all-linear", task_type="CAUSAL_LM"))
+    for name, p in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=std)
+    return model, tokenizer

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from ftutils.train.connect import check, connect, mask
-from ftutils.local.process import free_port
+from ftutils.local.server_process import free_port
 from tests.conftest import ROOT, TEST_KEY
 
 

@@ -12,7 +12,7 @@ from ftutils.train import jobs, metrics, runs
 from ftutils.train.diagnose import diagnose
 from ftutils.widgets.monitor import JobMonitor
 from ftutils.openai_rules import HyperparameterError
-from ftutils.local.process import free_port
+from ftutils.local.server_process import free_port
 from tests.conftest import ROOT, TEST_KEY
 
 LABELS = ["billing", "refund", "shipping", "account"]
