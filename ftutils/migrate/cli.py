@@ -21,7 +21,7 @@ def register(subparsers) -> None:
     p.add_argument("--model", metavar="BASE", help="the target base model for every replay (default: the source job's model, "
                                    "which the local backend accepts as an alias)")
     p.add_argument("--jobs", nargs="+", metavar="ID", help="only these source jobs")
-    p.add_argument("--out", metavar="DIR", default="runs/migration", help="where each job's files go (default runs/migration)")
+    p.add_argument("--out", metavar="DIR", help="where each job's files go (default: runs/migration in the project)")
     p.add_argument("--wait", action="store_true", help="follow the target jobs to their end and print the table")
     p.set_defaults(func=run_migrate)
 
@@ -66,6 +66,9 @@ def run_migrate(args) -> int:
     if not url or not target_key:
         print(f"error: {problem}", file=sys.stderr)
         return 2
+    if args.out is None:
+        from ftutils.train.runs import project_path
+        args.out = str(project_path("runs/migration"))
     source = openai.OpenAI(api_key=source_key, base_url=args.source)
     target = openai.OpenAI(api_key=target_key, base_url=url)
     print(f"migrating from {args.source} to {url} into {args.out}")

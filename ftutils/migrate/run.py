@@ -72,8 +72,8 @@ def migrate(source, target, out: str | Path = DEFAULT_OUT, job_ids: list | None 
             if job.status != "succeeded":
                 state.update(job.id, status="skipped", source_status=job.status)
                 row.update(status="skipped", **{"target status": f"({job.status} on the source)"})
-                log(f"{job.id}: skipped, it {job.status if job.status != 'running' else 'is still running'} "
-                    "on the source (only succeeded jobs are migrated)")
+                how = {"cancelled": "was cancelled", "failed": "failed"}.get(job.status, f"is still {job.status}")
+                log(f"{job.id}: skipped, it {how} on the source (only succeeded jobs are migrated)")
                 continue
             if record.get("status") == "migrated":
                 row["status"] = "migrated"

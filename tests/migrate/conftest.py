@@ -8,14 +8,19 @@ cancelled job, and a supervised job whose validation file the source loses once 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import openai
 import pytest
 
-from tests.conftest import start_server, stop_server
+from tests.conftest import ROOT, start_server, stop_server
 from tests.local.helpers import warm_model_cache
 from tests.train.test_jobs import write_tiny
 
@@ -70,6 +75,11 @@ def servers(local_server, tmp_path_factory):
         warm_model_cache(local_server.data_dir, root / name)
         made.append(start_server(root / name, env={"FTUTILS_API_KEY": key, "FTUTILS_MODEL_ALIASES": ALIASES}))
     pair = Servers(*made)
+    # A server's API process loads torch on its first chat request (~10 s): both do it now, while
+    # the source trains, rather than one after the other in the evaluation test.
+    warming = ThreadPoolExecutor(2)
+    warm = [warming.submit(s.client().chat.completions.create, model="tiny-smollm2", max_tokens=1,
+                           messages=[{"role": "user", "content": "hi"}]) for s in made]
     src = pair.source.client(max_retries=0)
     train, valid = write_tiny(root / "data", n_train=16, n_valid=8)
     prefs = root / "data" / "preferences.jsonl"
@@ -93,6 +103,9 @@ def servers(local_server, tmp_path_factory):
     jobs["broken"] = src.fine_tuning.jobs.create(model="gpt-4o-mini-2024-07-18", training_file=_upload(src, train),
                                                  validation_file=broken_valid, hyperparameters={"n_epochs": 1})
     pair.jobs = {name: _wait(src, job.id) for name, job in jobs.items()}
+    for request in warm:
+        request.result()
+    warming.shutdown()
     assert [j.status for j in pair.jobs.values()] == ["succeeded", "succeeded", "cancelled", "succeeded"], \
         {n: j.error for n, j in pair.jobs.items()}
     # Its bytes lost on the source's disk (the file object is still listed): its download fails.
@@ -109,3 +122,31 @@ def source_client(servers):
 
 def target_client(servers):
     return openai.OpenAI(api_key=TARGET_KEY, base_url=servers.target.base_url, max_retries=0)
+
+
+def ftutils(servers, args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "ftutils", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **servers.env()})
+
+
+@pytest.fixture(scope="package")
+def first_run(servers, tmp_path_factory):
+    """The named jobs migrated by a run killed once it has uploaded a file, then run again with --wait."""
+    out = tmp_path_factory.mktemp("first") / "migration"
+    names = [servers.jobs[n].id for n in ("supervised", "dpo", "cancelled")]
+    args = servers.args(out, "--jobs", *names, "--wait")
+    killed = subprocess.Popen([sys.executable, "-m", "ftutils", *args], cwd=ROOT, env={**os.environ, **servers.env()},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while killed.poll() is None and time.monotonic() < deadline:
+        try:
+            state = json.loads((out / "migration.json").read_text())
+        except (OSError, ValueError):
+            state = {}
+        if any(j.get("uploads") for j in state.get("jobs", {}).values()):
+            killed.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    killed.wait(timeout=60)
+    done = ftutils(servers, args)
+    return out, done, killed.returncode
