@@ -170,3 +170,15 @@ def test_suffix_of_a_fine_tuned_id():
     assert rules.suffix_of("ft:gpt-4o-mini-2024-07-18:acme::abc123:ckpt-step-20") is None
     assert rules.suffix_of(rules.fine_tuned_model_id("tiny-smollm2", "local", "x.y", "ftjob-12345678abc")) == "x.y"
     assert rules.suffix_of("gpt-4o-mini") is None
+
+
+def test_the_readme_opens_with_the_same_dates_and_their_source():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    first = readme.split("\n\n")[1]  # the paragraph under the title
+    assert "What works where" in first and rules.DEPRECATIONS_PAGE in first
+    for milestone in rules.WIND_DOWN:
+        assert milestone.date.isoformat() in first, milestone
+    for model in rules.LAST_BASES:
+        assert model in first
