@@ -3,7 +3,9 @@
 The target job gets the source job's method and hyperparameters, suffix, seed and metadata,
 plus `metadata.migrated_from` = the source job's id. That key is how a run finds a job an
 earlier run created even when `migration.json` is lost or the run died before writing it.
-Integrations (a W&B project of the source's) stay in job.json and are not replayed.
+Integrations (a W&B project of the source's) stay in job.json and are not replayed. A file
+whose upload finished in a run killed before it could record it is uploaded again by the
+next run: the target then keeps a spare copy, never a second job.
 """
 from __future__ import annotations
 
