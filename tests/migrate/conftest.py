@@ -70,14 +70,15 @@ def _upload(client, path: Path) -> str:
 @pytest.fixture(scope="package")
 def servers(local_server, tmp_path_factory):
     root = tmp_path_factory.mktemp("migration")
-    made = []
-    for name, key in (("source", SOURCE_KEY), ("target", TARGET_KEY)):
+    warming = ThreadPoolExecutor(2)
+    for name in ("source", "target"):
         warm_model_cache(local_server.data_dir, root / name)
-        made.append(start_server(root / name, env={"FTUTILS_API_KEY": key, "FTUTILS_MODEL_ALIASES": ALIASES}))
+    # Both at once: each start waits mostly for its own processes to come up.
+    made = list(warming.map(lambda name, key: start_server(root / name, env={
+        "FTUTILS_API_KEY": key, "FTUTILS_MODEL_ALIASES": ALIASES}), ("source", "target"), (SOURCE_KEY, TARGET_KEY)))
     pair = Servers(*made)
     # A server's API process loads torch on its first chat request (~10 s): both do it now, while
     # the source trains, rather than one after the other in the evaluation test.
-    warming = ThreadPoolExecutor(2)
     warm = [warming.submit(s.client().chat.completions.create, model="tiny-smollm2", max_tokens=1,
                            messages=[{"role": "user", "content": "hi"}]) for s in made]
     src = pair.source.client(max_retries=0)
@@ -112,8 +113,8 @@ def servers(local_server, tmp_path_factory):
     (pair.source.data_dir / "files" / broken_valid).unlink()
     pair.deleted_file = broken_valid
     yield pair
-    for server in made:
-        stop_server(server)
+    with ThreadPoolExecutor(2) as stopping:
+        list(stopping.map(stop_server, made))
 
 
 def source_client(servers):

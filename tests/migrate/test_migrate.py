@@ -16,7 +16,7 @@ import pytest
 from ftutils.migrate import migrate
 from ftutils.train.metrics import list_all_events
 from tests.conftest import ROOT
-from tests.migrate.conftest import ftutils, source_client, target_client
+from tests.migrate.conftest import TARGET_KEY, ftutils, source_client, target_client
 
 pytestmark = pytest.mark.slow
 
@@ -86,9 +86,15 @@ def test_a_rerun_replays_nothing_even_without_its_migration_json(servers, first_
     assert f"{servers.jobs['supervised'].id}: already migrated as" in again.stdout
     assert (out / "migration.json").read_text() == recorded
     # A fresh --out: the target's jobs carry metadata.migrated_from, so they are found, not made again.
+    # No --to: the target is the local server DATA_DIR/server.json names, with DATA_DIR's key.
     fresh = tmp_path / "elsewhere"
-    found = ftutils(servers, servers.args(fresh, "--jobs", *names))
+    found = subprocess.run([sys.executable, "-m", "ftutils", "migrate", "--from", servers.source.base_url,
+                            "--from-key-env", "SOURCE_KEY", "--out", str(fresh), "--jobs", *names], cwd=ROOT,
+                           capture_output=True, text=True, timeout=300,
+                           env={**os.environ, **servers.env(), "FTUTILS_DATA_DIR": str(servers.target.data_dir),
+                                "FTUTILS_API_KEY": TARGET_KEY})
     assert found.returncode == 0, found.stderr
+    assert f"to {servers.target.base_url} into {fresh}" in found.stdout
     assert f"{servers.jobs['dpo'].id}: the target already has it, as " in found.stdout
     assert replays(tgt) == before
     state = json.loads((fresh / "migration.json").read_text())
