@@ -282,10 +282,9 @@ def resolved_hyperparameters(method: str, given: dict, n_examples: int) -> dict:
 
 
 # ---- OpenAI's fine-tuning wind-down ---------------------------------------------------
-# Facts with their source, and the two questions the client, the notebooks, the local
-# server and `ftutils migrate` ask of them: what is this model's shutdown date, and may it be
-# fine-tuned on OpenAI on a given day. A model's own service is the authority on its date
-# (`GET /v1/models` carries `shutdown_date`); these are what the suite knows without asking.
+# Facts with their source, and what the client, notebooks, local server and `ftutils migrate` ask of them:
+# a model's shutdown date, and may it be fine-tuned on OpenAI on a given day. A service's `GET /v1/models`
+# (its `shutdown_date`) is the authority; these are what the suite knows without asking.
 
 DEPRECATIONS_PAGE = "https://developers.openai.com/api/docs/deprecations"
 """OpenAI's deprecations page: "Update to OpenAI's self-serve fine-tuning" (notice of 2026-05-07),
@@ -294,16 +293,13 @@ MODEL_OBJECT_REFERENCE = "https://developers.openai.com/api/reference/resources/
 """The Model object's `shutdown_date`: "optional string or null", format date (YYYY-MM-DD), "null if not
 announced"; openai-python types it `shutdown_date: Optional[str] = None` (types/model.py, 3.63)."""
 
-WIND_DOWN_NOTICE = dt.date(2026, 5, 7)
-NEVER_FINE_TUNED_CUTOFF = dt.date(2026, 5, 7)
+WIND_DOWN_NOTICE = NEVER_FINE_TUNED_CUTOFF = dt.date(2026, 5, 7)
 INACTIVE_CUTOFF = dt.date(2026, 7, 2)
 INACTIVE_DAYS = 60
 EVALS_READ_ONLY = dt.date(2026, 10, 31)
 EVALS_SHUTDOWN = dt.date(2026, 11, 30)
-JOB_CREATION_ENDS = dt.date(2027, 1, 6)
-"""From this day no organisation can create a fine-tuning job on OpenAI."""
-LAST_BASES_SHUTDOWN = dt.date(2027, 1, 14)
-"""The last fine-tunable bases shut down, and every fine-tuned model built on them."""
+JOB_CREATION_ENDS = dt.date(2027, 1, 6)  # from this day no organisation can create a fine-tuning job on OpenAI
+LAST_BASES_SHUTDOWN = dt.date(2027, 1, 14)  # the last fine-tunable bases shut down, with every fine-tune on them
 LAST_BASES = ("gpt-4o-2024-08-06", "gpt-4o-mini-2024-07-18", "gpt-4.1-2025-04-14", "gpt-4.1-mini-2025-04-14")
 
 
@@ -314,7 +310,7 @@ class Milestone:
     source: str = DEPRECATIONS_PAGE
 
 
-WIND_DOWN: tuple[Milestone, ...] = (
+WIND_DOWN: tuple[Milestone, ...] = (  # in date order
     Milestone(NEVER_FINE_TUNED_CUTOFF, "organisations that never ran fine-tuning can no longer create fine-tuning jobs"),
     Milestone(INACTIVE_CUTOFF, f"nor can organisations with no inference on a fine-tuned model in the past "
                                f"{INACTIVE_DAYS} days"),
@@ -325,7 +321,6 @@ WIND_DOWN: tuple[Milestone, ...] = (
     Milestone(LAST_BASES_SHUTDOWN, f"{', '.join(LAST_BASES[:-1])} and {LAST_BASES[-1]} shut down, with every "
                                    "fine-tuned model built on them; the replacement offered cannot be fine-tuned"),
 )
-"""In date order."""
 
 SHUTDOWN_DATES: dict[str, dt.date] = {
     "gpt-4.1-nano-2025-04-14": dt.date(2026, 10, 23),
@@ -335,10 +330,10 @@ SHUTDOWN_DATES: dict[str, dt.date] = {
     "gpt-3.5-turbo-0125": dt.date(2026, 10, 23),
     **{model: LAST_BASES_SHUTDOWN for model in LAST_BASES},
 }
-"""Snapshot -> the day it shuts down (DEPRECATIONS_PAGE). No date is known here for
-gpt-3.5-turbo-1106/-0613, davinci-002 or babbage-002; their service says, and from
-JOB_CREATION_ENDS none of them can be fine-tuned on OpenAI anyway."""
-SHORT_NAMES = {**FINE_TUNABLE_SHORT_NAMES, "o4-mini": "o4-mini-2025-04-16"}
+"""Snapshot -> the day it shuts down (DEPRECATIONS_PAGE). No date is known here for gpt-3.5-turbo-1106/-0613,
+davinci-002 or babbage-002; their service says, and from JOB_CREATION_ENDS none can be fine-tuned on OpenAI."""
+REINFORCEMENT_BASE = "o4-mini-2025-04-16"  # what OpenAI's reinforcement fine-tuning trained (Evals API graders)
+SHORT_NAMES = {**FINE_TUNABLE_SHORT_NAMES, "o4-mini": REINFORCEMENT_BASE}
 
 # Which bases each method trains on OpenAI (its fine-tuning guides), cheapest first: the
 # order "auto" picks in among those the live model list still carries.
@@ -371,32 +366,22 @@ def parse_date(text: str | None, what: str = "shutdown_date") -> dt.date | None:
 def shutdown_date(model: str | None) -> dt.date | None:
     """The day OpenAI shuts `model` down, if known: a short name has its snapshot's, a
     fine-tuned model or checkpoint its base's (they shut down together)."""
-    if not model:
-        return None
-    base = base_of(model)
+    base = base_of(model) if model else None
     return SHUTDOWN_DATES.get(SHORT_NAMES.get(base, base))
-
-
-def has_shut_down(model: str | None, on: dt.date | None = None) -> bool:
-    """Whether `model`'s known shutdown date is `on` (default today) or earlier."""
-    date = shutdown_date(model)
-    return date is not None and date <= (on or today())
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """The answer to "may this model be fine-tuned on OpenAI on this day?"."""
-
+    """The answer to "may this model be fine-tuned on OpenAI on this day?": `allowed` False when no
+    organisation may (True means only that OpenAI's rules leave room for it); `reason`, one sentence
+    with the dates that decide it."""
     allowed: bool
-    """False when no organisation may; True means only that OpenAI's rules leave room for it."""
     reason: str
-    """One sentence with the dates that decide it."""
 
 
 def may_fine_tune(model: str, on: dt.date | None = None) -> Verdict:
-    """Whether OpenAI could still create a fine-tuning job on `model` on `on` (default today).
-
-    Even when allowed, OpenAI decides per organisation (see WIND_DOWN): the reason says so."""
+    """Whether OpenAI could still create a fine-tuning job on `model` on `on` (default today). Even
+    when allowed, OpenAI decides per organisation (see WIND_DOWN): the reason says so."""
     day = on or today()
     if day >= JOB_CREATION_ENDS:
         return Verdict(False, f"OpenAI creates no fine-tuning jobs for any organisation since "

@@ -149,8 +149,8 @@ def test_may_fine_tune_on_a_given_day():
     assert not rules.may_fine_tune("gpt-6-luna", day).allowed  # the replacement cannot be fine-tuned
     end = rules.may_fine_tune("gpt-4o-mini-2024-07-18", rules.JOB_CREATION_ENDS)
     assert not end.allowed and end.reason.startswith("OpenAI creates no fine-tuning jobs for any organisation since 2027-01-06")
-    assert rules.has_shut_down("gpt-4o-2024-08-06", rules.LAST_BASES_SHUTDOWN)
-    assert not rules.has_shut_down("gpt-4o-2024-08-06", datetime.date(2027, 1, 13))
+    assert rules.shutdown_date("gpt-4o-2024-08-06") == rules.LAST_BASES_SHUTDOWN == datetime.date(2027, 1, 14)
+    assert rules.shutdown_date(rules.REINFORCEMENT_BASE) == datetime.date(2026, 10, 23)
 
 
 def test_today_comes_from_the_clock_unless_injected(monkeypatch):

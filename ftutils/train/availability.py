@@ -214,7 +214,7 @@ def pick_model(client, method: str = "supervised", *, backend: str | None = None
     On OpenAI: the first of `openai_rules.AUTO_PREFERENCE[method]` the list carries whose
     `shutdown_date` is still to come; FineTuningUnavailable saying so when there is none.
     Elsewhere: the service's own first base model (on the local backend,
-    smollm2-135m-instruct), else the same choice among OpenAI's ids."""
+    its catalog's default model), else the same choice among OpenAI's ids."""
     if method not in rules.AUTO_PREFERENCE:
         raise ValueError(f"method must be one of {sorted(rules.AUTO_PREFERENCE)}, got {method!r}")
     day = day or rules.today()

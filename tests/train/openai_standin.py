@@ -95,7 +95,7 @@ def serve(standin: StandIn):
     `should_exit` to stop it)."""
     import uvicorn
 
-    from ftutils.local.process import free_port
+    from ftutils.local.server_process import free_port
 
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(standin), host="127.0.0.1", port=port, log_level="warning"))
