@@ -153,6 +153,17 @@ def test_auto_on_the_local_backend_is_its_own_base(client):
         availability.pick_model(client, "reinforcement")
 
 
+def test_on_the_local_backend_openais_dates_are_read_from_it_and_only_warn(client):
+    # The real local server lists OpenAI's ids with OpenAI's shutdown_date; its own models with null.
+    nano = availability.check_model(client, "gpt-4.1-nano-2025-04-14", warn=False)
+    assert (nano.shutdown_date, nano.date_source) == (datetime.date(2026, 10, 23), "service")
+    assert "OpenAI no longer serves it, but this service does, so the job goes ahead here" in nano.warning
+    with pytest.warns(FineTuningWarning, match="shutdown_date 2027-01-14 .in 38 days.: the day OpenAI"):
+        availability.check_model(client, "gpt-4o-mini")
+    own = availability.check_model(client, "tiny-smollm2", warn=False)
+    assert (own.listed, own.shutdown_date, own.date_source, own.warning) == (True, None, "service", None)
+
+
 def _ftutils(args, env, timeout=120):
     return subprocess.run([sys.executable, "-m", "ftutils", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, **env})
