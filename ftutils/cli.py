@@ -15,6 +15,7 @@ COMMANDS = [
     "ftutils.local.cli",   # serve
     "ftutils.local.export",  # export
     "ftutils.train.cli",   # train, watch
+    "ftutils.migrate.cli",  # migrate
     "ftutils.suite.cli",   # run (the whole suite)
 ]
 

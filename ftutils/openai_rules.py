@@ -1,12 +1,15 @@
 """OpenAI's rules for a fine-tuning request: hyperparameter ranges and how "auto" resolves,
-the suffix and metadata limits, and the shape of fine-tuned model ids.
+the suffix and metadata limits, the shape of fine-tuned model ids, and the dates of OpenAI's
+fine-tuning wind-down (which models shut down when, and until when jobs may be created).
 
 One module for the client (checks before anything is sent, cost estimates) and the
 local server (which refuses the same values and writes resolved ones back, as OpenAI does).
 """
 from __future__ import annotations
 
+import datetime as dt
 import math
+import os
 import re
 from dataclasses import dataclass
 from typing import Literal, get_args
@@ -191,6 +194,12 @@ def base_of(model: str) -> str:
     return model.split(":")[1] if is_fine_tuned(model) else model
 
 
+def suffix_of(model: str | None) -> str | None:
+    """The suffix a fine-tuned (or checkpoint) id was made with, None when it has none."""
+    parts = model.split(":") if is_fine_tuned(model) else []
+    return (parts[3] or None) if len(parts) >= 5 else None
+
+
 # ---- job statuses ---------------------------------------------------------------------
 # FineTuningJob.status. "paused" is not in the spec's enum (nor openai-python's Literal), yet
 # the spec's own pause example answers with it, and so does OpenAI; the client passes it
@@ -209,9 +218,8 @@ TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
 # own (`ftutils.local.models.catalog`).
 
 DEFAULT_MODEL = "gpt-4o-mini-2024-07-18"
-"""What the client fine-tunes on OpenAI, and counts tokens for, unless told otherwise."""
-DEFAULT_DPO_MODEL = "gpt-4.1-nano-2025-04-14"
-"""What `ftutils.train.preference.launch_dpo` fine-tunes unless told otherwise."""
+"""What the client counts tokens for unless told otherwise. Fine-tuning on OpenAI defaults to
+"auto": a model the live list can still fine-tune (`AUTO_PREFERENCE`, `train.availability`)."""
 
 # context window, longest training example, tiktoken encoding: from OpenAI's fine-tuning guide
 # (token limits table) and model pages.
@@ -271,3 +279,122 @@ def resolved_hyperparameters(method: str, given: dict, n_examples: int) -> dict:
         beta = given.get("beta", "auto")
         values = {"beta": AUTO_BETA if beta in (None, "auto") else beta, **values}
     return values
+
+
+# ---- OpenAI's fine-tuning wind-down ---------------------------------------------------
+# Facts with their source, and what the client, notebooks, local server and `ftutils migrate` ask of them:
+# a model's shutdown date, and may it be fine-tuned on OpenAI on a given day. A service's `GET /v1/models`
+# (its `shutdown_date`) is the authority; these are what the suite knows without asking.
+
+DEPRECATIONS_PAGE = "https://developers.openai.com/api/docs/deprecations"
+"""OpenAI's deprecations page: "Update to OpenAI's self-serve fine-tuning" (notice of 2026-05-07),
+the Evals platform and the model shutdowns below."""
+MODEL_OBJECT_REFERENCE = "https://developers.openai.com/api/reference/resources/models/methods/list"
+"""The Model object's `shutdown_date`: "optional string or null", format date (YYYY-MM-DD), "null if not
+announced"; openai-python types it `shutdown_date: Optional[str] = None` (types/model.py, 3.63)."""
+
+WIND_DOWN_NOTICE = NEVER_FINE_TUNED_CUTOFF = dt.date(2026, 5, 7)
+INACTIVE_CUTOFF = dt.date(2026, 7, 2)
+INACTIVE_DAYS = 60
+EVALS_READ_ONLY = dt.date(2026, 10, 31)
+EVALS_SHUTDOWN = dt.date(2026, 11, 30)
+JOB_CREATION_ENDS = dt.date(2027, 1, 6)  # from this day no organisation can create a fine-tuning job on OpenAI
+LAST_BASES_SHUTDOWN = dt.date(2027, 1, 14)  # the last fine-tunable bases shut down, with every fine-tune on them
+LAST_BASES = ("gpt-4o-2024-08-06", "gpt-4o-mini-2024-07-18", "gpt-4.1-2025-04-14", "gpt-4.1-mini-2025-04-14")
+
+
+@dataclass(frozen=True)
+class Milestone:
+    date: dt.date
+    what: str
+    source: str = DEPRECATIONS_PAGE
+
+
+WIND_DOWN: tuple[Milestone, ...] = (  # in date order
+    Milestone(NEVER_FINE_TUNED_CUTOFF, "organisations that never ran fine-tuning can no longer create fine-tuning jobs"),
+    Milestone(INACTIVE_CUTOFF, f"nor can organisations with no inference on a fine-tuned model in the past "
+                               f"{INACTIVE_DAYS} days"),
+    Milestone(dt.date(2026, 10, 23), "gpt-4.1-nano(-2025-04-14) and o4-mini shut down, with every fine-tune on them"),
+    Milestone(EVALS_READ_ONLY, "the hosted Evals platform becomes read-only"),
+    Milestone(EVALS_SHUTDOWN, "the Evals dashboard and API shut down, and the graders with them"),
+    Milestone(JOB_CREATION_ENDS, "no organisation can create new fine-tuning jobs"),
+    Milestone(LAST_BASES_SHUTDOWN, f"{', '.join(LAST_BASES[:-1])} and {LAST_BASES[-1]} shut down, with every "
+                                   "fine-tuned model built on them; the replacement offered cannot be fine-tuned"),
+)
+
+SHUTDOWN_DATES: dict[str, dt.date] = {
+    "gpt-4.1-nano-2025-04-14": dt.date(2026, 10, 23),
+    "o4-mini-2025-04-16": dt.date(2026, 10, 23),
+    # gpt-3.5-turbo(-0125) with the same date: the deprecations page as quoted on 2026-10-15
+    # (dev.to/importstatic, "Every OpenAI model shutdown date until January 2027").
+    "gpt-3.5-turbo-0125": dt.date(2026, 10, 23),
+    **{model: LAST_BASES_SHUTDOWN for model in LAST_BASES},
+}
+"""Snapshot -> the day it shuts down (DEPRECATIONS_PAGE). No date is known here for gpt-3.5-turbo-1106/-0613,
+davinci-002 or babbage-002; their service says, and from JOB_CREATION_ENDS none can be fine-tuned on OpenAI."""
+REINFORCEMENT_BASE = "o4-mini-2025-04-16"  # what OpenAI's reinforcement fine-tuning trained (Evals API graders)
+SHORT_NAMES = {**FINE_TUNABLE_SHORT_NAMES, "o4-mini": REINFORCEMENT_BASE}
+
+# Which bases each method trains on OpenAI (its fine-tuning guides), cheapest first: the
+# order "auto" picks in among those the live model list still carries.
+AUTO_PREFERENCE = {
+    "supervised": ("gpt-4o-mini-2024-07-18", "gpt-4.1-nano-2025-04-14", "gpt-4.1-mini-2025-04-14",
+                   "gpt-3.5-turbo-0125", "gpt-4o-2024-08-06", "gpt-4.1-2025-04-14"),
+    "dpo": ("gpt-4.1-nano-2025-04-14", "gpt-4.1-mini-2025-04-14", "gpt-4o-mini-2024-07-18",
+            "gpt-4o-2024-08-06", "gpt-4.1-2025-04-14"),
+}
+TODAY_ENV = "FTUTILS_TODAY"
+
+
+def today() -> dt.date:
+    """The clock's date, or FTUTILS_TODAY (YYYY-MM-DD) when set: tests and "what if" runs
+    inject the day through it, including in servers and notebook kernels they start."""
+    text = os.environ.get(TODAY_ENV, "").strip()
+    return parse_date(text, TODAY_ENV) if text else dt.date.today()
+
+
+def parse_date(text: str | None, what: str = "shutdown_date") -> dt.date | None:
+    """A `shutdown_date` as OpenAI writes it (YYYY-MM-DD) as a date; None stays None."""
+    if text is None:
+        return None
+    try:
+        return dt.date.fromisoformat(str(text))
+    except ValueError:
+        raise ValueError(f"{what} must be a date written YYYY-MM-DD, got {text!r}") from None
+
+
+def shutdown_date(model: str | None) -> dt.date | None:
+    """The day OpenAI shuts `model` down, if known: a short name has its snapshot's, a
+    fine-tuned model or checkpoint its base's (they shut down together)."""
+    base = base_of(model) if model else None
+    return SHUTDOWN_DATES.get(SHORT_NAMES.get(base, base))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The answer to "may this model be fine-tuned on OpenAI on this day?": `allowed` False when no
+    organisation may (True means only that OpenAI's rules leave room for it); `reason`, one sentence
+    with the dates that decide it."""
+    allowed: bool
+    reason: str
+
+
+def may_fine_tune(model: str, on: dt.date | None = None) -> Verdict:
+    """Whether OpenAI could still create a fine-tuning job on `model` on `on` (default today). Even
+    when allowed, OpenAI decides per organisation (see WIND_DOWN): the reason says so."""
+    day = on or today()
+    if day >= JOB_CREATION_ENDS:
+        return Verdict(False, f"OpenAI creates no fine-tuning jobs for any organisation since "
+                              f"{JOB_CREATION_ENDS.isoformat()} ({DEPRECATIONS_PAGE}).")
+    base = base_of(model)
+    if not is_fine_tuned(model) and SHORT_NAMES.get(base, base) not in FINE_TUNABLE_MODELS:
+        return Verdict(False, f"{model} is not a model OpenAI fine-tunes.")
+    date = shutdown_date(model)
+    if date is not None and date <= day:
+        whose = f"its base {base}" if is_fine_tuned(model) else model
+        return Verdict(False, f"{whose} shut down on OpenAI on {date.isoformat()} ({DEPRECATIONS_PAGE}).")
+    until = f"; it shuts down on {date.isoformat()}" if date else ""
+    return Verdict(True, f"Only for an organisation that may still create fine-tuning jobs: not one that never "
+                         f"fine-tuned (since {NEVER_FINE_TUNED_CUTOFF.isoformat()}), nor one with no inference on a "
+                         f"fine-tuned model in the past {INACTIVE_DAYS} days (since {INACTIVE_CUTOFF.isoformat()}), "
+                         f"and nobody from {JOB_CREATION_ENDS.isoformat()}{until}.")

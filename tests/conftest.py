@@ -26,6 +26,9 @@ def _isolated_env(tmp_path_factory):
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "FTUTILS_BACKEND", "FTUTILS_API_KEY"):
         os.environ.pop(name, None)
     os.environ["FTUTILS_DATA_DIR"] = str(home / "local")
+    # OpenAI's wind-down dates are read against today: the suite runs on one fixed day (the day
+    # these tests were written against) so it says the same thing after 2027-01-06 as before.
+    os.environ["FTUTILS_TODAY"] = "2026-12-07"
     os.environ.setdefault("MPLBACKEND", "Agg")
     # Nobody clicks in a test: widgets render their static form unless a test says otherwise.
     os.environ["FTUTILS_INTERACTIVE"] = "0"

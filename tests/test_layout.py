@@ -234,7 +234,7 @@ def _string_constants(tree: ast.Module) -> set[str]:
 
 def test_openais_model_ids_are_written_in_openai_rules_only():
     ids = (set(openai_rules.TOKEN_LIMITS) | set(openai_rules.TRAINING_PRICES) | set(openai_rules.FINE_TUNABLE_MODELS)
-           | {openai_rules.DEFAULT_MODEL, openai_rules.DEFAULT_DPO_MODEL}
+           | {openai_rules.DEFAULT_MODEL} | set(openai_rules.SHUTDOWN_DATES) | set(openai_rules.SHORT_NAMES)
            | {family for family, _ in openai_rules.FAMILY_ENCODINGS})
     writers = {name for name, (_, tree) in sources().items() if ids & _string_constants(tree)}
     assert writers == {"ftutils.openai_rules"}, writers

@@ -108,3 +108,77 @@ def test_model_ids_built_and_read_back():
     assert not rules.is_fine_tuned("tiny-smollm2") and not rules.is_fine_tuned(None) and not rules.is_checkpoint("")
     assert rules.base_of(model) == rules.base_of(ckpt) == rules.base_of("tiny-smollm2") == "tiny-smollm2"
     assert rules.base_of("ft:gpt-4o-mini-2024-07-18:my-org::AbC123") == "gpt-4o-mini-2024-07-18"
+
+
+# ---- the wind-down -------------------------------------------------------------------
+
+def test_the_dates_have_their_source_and_come_in_order():
+    import datetime
+
+    dates = [m.date for m in rules.WIND_DOWN]
+    assert dates == sorted(dates) and all(m.source == rules.DEPRECATIONS_PAGE for m in rules.WIND_DOWN)
+    assert rules.DEPRECATIONS_PAGE == "https://developers.openai.com/api/docs/deprecations"
+    assert (rules.NEVER_FINE_TUNED_CUTOFF, rules.INACTIVE_CUTOFF, rules.JOB_CREATION_ENDS, rules.LAST_BASES_SHUTDOWN) == (
+        datetime.date(2026, 5, 7), datetime.date(2026, 7, 2), datetime.date(2027, 1, 6), datetime.date(2027, 1, 14))
+    assert (rules.EVALS_READ_ONLY, rules.EVALS_SHUTDOWN) == (datetime.date(2026, 10, 31), datetime.date(2026, 11, 30))
+
+
+@pytest.mark.parametrize("model, date", [
+    ("gpt-4o-mini-2024-07-18", "2027-01-14"), ("gpt-4o-mini", "2027-01-14"),       # a short name: its snapshot's
+    ("gpt-4.1-mini-2025-04-14", "2027-01-14"), ("gpt-4o-2024-08-06", "2027-01-14"),
+    ("gpt-4.1-nano-2025-04-14", "2026-10-23"), ("gpt-4.1-nano", "2026-10-23"), ("o4-mini", "2026-10-23"),
+    ("ft:gpt-4.1-nano-2025-04-14:acme:support:abc123", "2026-10-23"),             # a fine-tune goes with its base
+    ("ft:gpt-4o-mini-2024-07-18:acme::abc123:ckpt-step-20", "2027-01-14"),
+    ("gpt-3.5-turbo-1106", None), ("smollm2-135m-instruct", None), (None, None),
+])
+def test_shutdown_date(model, date):
+    assert rules.shutdown_date(model) == (rules.parse_date(date) if date else None)
+
+
+def test_may_fine_tune_on_a_given_day():
+    import datetime
+
+    day = datetime.date(2026, 12, 7)
+    ok = rules.may_fine_tune("gpt-4o-mini", day)
+    assert ok.allowed and "since 2026-05-07" in ok.reason and "since 2026-07-02" in ok.reason
+    assert ok.reason.endswith("nobody from 2027-01-06; it shuts down on 2027-01-14.")
+    assert rules.may_fine_tune("ft:gpt-4o-mini-2024-07-18:acme:support:abc123", day).allowed  # a fine-tune, further
+    nano = rules.may_fine_tune("gpt-4.1-nano-2025-04-14", day)
+    assert not nano.allowed and nano.reason.startswith("gpt-4.1-nano-2025-04-14 shut down on OpenAI on 2026-10-23")
+    assert rules.may_fine_tune("gpt-4.1-nano-2025-04-14", datetime.date(2026, 10, 22)).allowed  # the day before
+    assert not rules.may_fine_tune("gpt-6-luna", day).allowed  # the replacement cannot be fine-tuned
+    end = rules.may_fine_tune("gpt-4o-mini-2024-07-18", rules.JOB_CREATION_ENDS)
+    assert not end.allowed and end.reason.startswith("OpenAI creates no fine-tuning jobs for any organisation since 2027-01-06")
+    assert rules.shutdown_date("gpt-4o-2024-08-06") == rules.LAST_BASES_SHUTDOWN == datetime.date(2027, 1, 14)
+    assert rules.shutdown_date(rules.REINFORCEMENT_BASE) == datetime.date(2026, 10, 23)
+
+
+def test_today_comes_from_the_clock_unless_injected(monkeypatch):
+    import datetime
+
+    monkeypatch.setenv(rules.TODAY_ENV, "2027-01-06")
+    assert rules.today() == datetime.date(2027, 1, 6) and not rules.may_fine_tune("gpt-4o-mini").allowed
+    monkeypatch.delenv(rules.TODAY_ENV)
+    assert rules.today() == datetime.date.today()
+    monkeypatch.setenv(rules.TODAY_ENV, "6 Jan 2027")
+    with pytest.raises(ValueError, match="FTUTILS_TODAY must be a date written YYYY-MM-DD, got '6 Jan 2027'"):
+        rules.today()
+
+
+def test_suffix_of_a_fine_tuned_id():
+    assert rules.suffix_of("ft:gpt-4o-mini-2024-07-18:acme:support:abc123") == "support"
+    assert rules.suffix_of("ft:gpt-4o-mini-2024-07-18:acme::abc123:ckpt-step-20") is None
+    assert rules.suffix_of(rules.fine_tuned_model_id("tiny-smollm2", "local", "x.y", "ftjob-12345678abc")) == "x.y"
+    assert rules.suffix_of("gpt-4o-mini") is None
+
+
+def test_the_readme_opens_with_the_same_dates_and_their_source():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    first = readme.split("\n\n")[1]  # the paragraph under the title
+    assert "What works where" in first and rules.DEPRECATIONS_PAGE in first
+    for milestone in rules.WIND_DOWN:
+        assert milestone.date.isoformat() in first, milestone
+    for model in rules.LAST_BASES:
+        assert model in first

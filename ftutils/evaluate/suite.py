@@ -141,11 +141,16 @@ def score_classification(classification: Classification, labels: list, bootstrap
 def evaluate_candidates(client, candidates: list[Candidate], test: list[TestExample], train: list[TestExample] | None,
                         labels: list | None = None, method: str = "score", backend: str | None = None,
                         bootstrap_samples: int = 1000, seed: int = 42, concurrency: int | None = None,
-                        manifest: dict | None = None, log=print) -> Evaluation:
-    """Classify `test` with every candidate, score each, test the fine-tune against base and baseline."""
+                        manifest: dict | None = None, log=print, clients: dict | None = None) -> Evaluation:
+    """Classify `test` with every candidate, score each, test the fine-tune against base and baseline.
+
+    `clients`: candidate name -> (client, backend) for a candidate another service serves
+    (evaluate.replacement: a fine-tune on OpenAI and its local replacement, same items)."""
     labels = list(labels or labels_of(test))
     results: dict[str, CandidateResult] = {}
+    default = (client, backend)
     for cand in candidates:
+        client, backend = (clients or {}).get(cand.name, default)
         start = time.perf_counter()
         if cand.kind == "baseline":
             if not train:
@@ -181,9 +186,11 @@ def evaluate_candidates(client, candidates: list[Candidate], test: list[TestExam
 def evaluate_run(run_dir: str | Path, client, backend: str | None = None, method: str = "score",
                  include_checkpoints: bool = True, max_test_examples: int | None = None,
                  bootstrap_samples: int = 1000, seed: int = 42, concurrency: int | None = None,
-                 prompted_shots: tuple = (), log=print) -> Evaluation:
+                 prompted_shots: tuple = (), log=print, extra_candidates: tuple = (),
+                 clients: dict | None = None) -> Evaluation:
     """Evaluate the candidates of `run_dir`'s manifest on its test split (first `max_test_examples`);
-    `prompted_shots` adds the base model prompted zero-shot (0) and with k shots (k)."""
+    `prompted_shots` adds the base model prompted zero-shot (0) and with k shots (k);
+    `extra_candidates` are added after them, served by `clients` where named there."""
     from ftutils.train.runs import project_path
 
     run_dir = project_path(run_dir)
@@ -195,8 +202,9 @@ def evaluate_run(run_dir: str | Path, client, backend: str | None = None, method
     # still counts as a possible (wrong) answer.
     labels = sorted({ex.label for ex in test} | {ex.label for ex in train or []})
     candidates = candidates_from_manifest(manifest, include_checkpoints, prompted_shots=tuple(prompted_shots))
-    return evaluate_candidates(client, candidates, test, train, labels, method, backend or manifest.get("backend"),
-                               bootstrap_samples, seed, concurrency, manifest, log)
+    return evaluate_candidates(client, candidates + list(extra_candidates), test, train, labels, method,
+                               backend or manifest.get("backend"), bootstrap_samples, seed, concurrency, manifest, log,
+                               clients)
 
 
 __all__ = ["Evaluation", "CandidateResult", "evaluate_run", "evaluate_candidates", "score_classification", "Recommendation"]

@@ -50,20 +50,33 @@ def _connect(backend):
 
 
 def run_train(args) -> int:
-    from ftutils import openai_rules
-    from ftutils.train import jobs
+    from ftutils.train.availability import FineTuningUnavailable
 
     conn = _connect(args.backend)
     if conn is None:
         return 1
-    model = args.model or conn.default_model
-    # Check before uploading: a bad value should not cost an upload.
+    try:
+        return _train(conn, args)
+    except FineTuningUnavailable as exc:  # the reason and the way on, not a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _train(conn, args) -> int:
+    from ftutils import openai_rules
+    from ftutils.train import availability, jobs
+
+    # Check before uploading: a bad value, or a model the service will not train, should not cost an upload.
     try:
         openai_rules.check(args.epochs, args.batch_size, args.lr_multiplier)
         openai_rules.check_suffix(args.suffix)
     except openai_rules.HyperparameterError as exc:
         print(f"error: {exc.param}: {exc}", file=sys.stderr)
         return 2
+    model = args.model or conn.default_model
+    checked = availability.check_model(conn.client, model, backend=conn.backend, warn=False)
+    if checked.warning:
+        print(f"warning: {checked.warning}", file=sys.stderr)
     train = jobs.upload(conn.client, args.file)
     print(f"uploaded {args.file} as {train.id}")
     valid = None
@@ -72,7 +85,7 @@ def run_train(args) -> int:
         print(f"uploaded {args.validation} as {valid.id}")
     job = jobs.launch(conn.client, train.id, valid.id if valid else None, model=model, n_epochs=args.epochs,
                       batch_size=args.batch_size, learning_rate_multiplier=args.lr_multiplier,
-                      suffix=args.suffix, seed=args.seed)
+                      suffix=args.suffix, seed=args.seed, backend=conn.backend, check_model=False)
     print(f"started {job.id} on {model}")
     if args.no_watch:
         print(f"follow it with: ftutils watch {job.id}")

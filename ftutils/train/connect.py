@@ -21,12 +21,14 @@ from pathlib import Path
 from ftutils import home, openai_rules
 from ftutils.local.models import catalog
 from ftutils.local.server_process import healthy, spawn, stop
+from ftutils.train import availability
 from ftutils.widgets.base import interactive
 
 log = logging.getLogger(__name__)
 
 BACKENDS = ("openai", "local")
-DEFAULT_MODEL = {"local": catalog.default_model(), "openai": openai_rules.DEFAULT_MODEL}
+DEFAULT_MODEL = {"local": catalog.default_model(), "openai": "auto"}
+"""On OpenAI "auto": a model its live list says can still be fine-tuned (availability.pick_model)."""
 # Models OpenAI lets you fine-tune with supervised learning (its fine-tuning guide). A listed
 # `ft:` model of yours can be fine-tuned further too.
 OPENAI_FINE_TUNABLE = openai_rules.FINE_TUNABLE_MODELS
@@ -65,10 +67,24 @@ class Connection:
     def __post_init__(self):
         # Set by connect(); a plain attribute, since asdict() deep-copies every field.
         self.client = None
+        self._auto: dict[str, str] = {}
 
     @property
     def default_model(self) -> str:
-        return DEFAULT_MODEL[self.backend]
+        """The base model "auto" means for supervised fine-tuning here (see auto_model)."""
+        return self.auto_model("supervised")
+
+    def auto_model(self, method: str = "supervised") -> str:
+        """Locally the catalog's default model; on OpenAI the first model of its live list that `method`
+        can train and that has not reached its shutdown_date (asked once per connection).
+        Raises availability.FineTuningUnavailable, saying why, when there is none."""
+        if DEFAULT_MODEL[self.backend] != "auto":
+            return DEFAULT_MODEL[self.backend]
+        if method not in self._auto:
+            if self.client is None:
+                raise RuntimeError(f"no client: {self}")
+            self._auto[method] = availability.pick_model(self.client, method, backend=self.backend)
+        return self._auto[method]
 
     def __str__(self) -> str:
         key = f"key {self.masked_key} from {self.key_source}" if self.masked_key else "no key"
@@ -230,23 +246,41 @@ class CheckResult:
     models: list = field(default_factory=list)
     """Every model id the key can see."""
     fine_tunable: list = field(default_factory=list)
-    """The ones you can fine-tune."""
+    """The ones you can fine-tune (on OpenAI: not past their shutdown_date, and none from 2027-01-06)."""
     problem: str | None = None
     """"missing key" | "wrong key" | "no connection" | "wrong base URL" | "error" | None."""
+    shutdown_dates: dict = field(default_factory=dict)
+    """Model id -> the `shutdown_date` the service lists (YYYY-MM-DD), for the models that have one."""
+    notice: str | None = None
+    """On OpenAI: who may still create fine-tuning jobs there, and until when."""
 
     def __str__(self) -> str:
-        return ("OK: " if self.ok else "Problem: ") + self.message
+        return ("OK: " if self.ok else "Problem: ") + self.message + (f"\n{self.notice}" if self.notice else "")
 
     def _repr_html_(self) -> str:
         colour = "#2e7d32" if self.ok else "#c62828"
-        return f"<p style='color:{colour}'><b>{'OK' if self.ok else 'Problem'}:</b> {html.escape(self.message)}</p>"
+        notice = f"<p><b>Note:</b> {html.escape(self.notice)}</p>" if self.notice else ""
+        return (f"<p style='color:{colour}'><b>{'OK' if self.ok else 'Problem'}:</b> {html.escape(self.message)}</p>"
+                + notice)
 
 
-def fine_tunable(conn: Connection, models: list[str]) -> list[str]:
+def fine_tunable(conn: Connection, models: list[str], shutdown_dates: dict | None = None, day=None) -> list[str]:
+    """The listed models a job can be created on: locally every base and alias; on OpenAI the
+    fine-tunable snapshots and your own fine-tunes whose shutdown_date (the listed one, else
+    openai_rules') has not come, and none at all once OpenAI stops creating jobs."""
     if conn.backend == "local":
         return sorted(m for m in models if not openai_rules.is_fine_tuned(m))
-    own = [m for m in models if openai_rules.is_fine_tuned(m) and not openai_rules.is_checkpoint(m)]
-    return sorted(m for m in models if m in OPENAI_FINE_TUNABLE) + sorted(own)
+    day = day or openai_rules.today()
+    if day >= openai_rules.JOB_CREATION_ENDS:
+        return []
+    dates = shutdown_dates or {}
+
+    def alive(m):
+        date = openai_rules.parse_date(dates[m]) if m in dates else openai_rules.shutdown_date(m)
+        return date is None or date > day
+
+    own = [m for m in models if openai_rules.is_fine_tuned(m) and not openai_rules.is_checkpoint(m) and alive(m)]
+    return sorted(m for m in models if m in OPENAI_FINE_TUNABLE and alive(m)) + sorted(own)
 
 
 def check(conn: Connection) -> CheckResult:
@@ -261,7 +295,8 @@ def check(conn: Connection) -> CheckResult:
             hint = f"set FTUTILS_API_KEY or check {conn.data_dir}/api_key"
         return CheckResult(False, f"No API key was found: {hint}.", problem="missing key")
     try:
-        models = sorted(m.id for m in conn.client.with_options(max_retries=0, timeout=20).models.list())
+        listed = list(conn.client.with_options(max_retries=0, timeout=20).models.list())
+        models = sorted(m.id for m in listed)
     except openai.AuthenticationError:
         return CheckResult(False, f"The key {conn.masked_key} was rejected (401) by {where}: copy it again "
                            "in full, and check it has not been revoked.", problem="wrong key")
@@ -276,7 +311,11 @@ def check(conn: Connection) -> CheckResult:
     except Exception as exc:  # a 200 that is not the API's JSON: some other web server
         return CheckResult(False, f"{where} did not answer like the OpenAI API ({type(exc).__name__}): "
                            "the base URL is probably wrong.", problem="wrong base URL")
-    tunable = fine_tunable(conn, models)
+    dates = {m.id: date.isoformat() for m in listed for sent, date in [availability.listed_shutdown(m)] if date}
+    tunable = fine_tunable(conn, models, dates)
     message = (f"{where} answered with {len(models)} models; {len(tunable)} can be fine-tuned"
                + (f" ({', '.join(tunable[:5])}{', …' if len(tunable) > 5 else ''})." if tunable else "."))
-    return CheckResult(True, message, models, tunable)
+    notice = None
+    if conn.backend == "openai":
+        notice = f"New fine-tuning jobs on OpenAI: {availability.openai_jobs()}. {availability.GO_LOCAL}"
+    return CheckResult(True, message, models, tunable, shutdown_dates=dates, notice=notice)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from ftutils import openai_rules
-from ftutils.train import metrics
+from ftutils.train import availability, metrics
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +33,18 @@ def upload(client, path: str | Path, purpose: str = "fine-tune", wait: bool = Tr
     return uploaded
 
 
-def launch(client, training_file: str, validation_file: str | None = None, model: str = openai_rules.DEFAULT_MODEL,
+def launch(client, training_file: str, validation_file: str | None = None, model: str = "auto",
            n_epochs="auto", batch_size="auto", learning_rate_multiplier="auto", suffix: str | None = None,
-           seed: int | None = None, metadata: dict | None = None):
+           seed: int | None = None, metadata: dict | None = None, *, backend: str | None = None,
+           check_model: bool = True):
     """Create a supervised fine-tuning job. Values are checked against OpenAI's rules first,
-    so a mistake raises HyperparameterError here instead of costing a round trip."""
+    so a mistake raises HyperparameterError here instead of costing a round trip.
+
+    `model="auto"` picks one the service can still fine-tune (availability.pick_model). Before
+    the job is created the service's `shutdown_date` for the model is read and explained
+    (availability.check_model; `check_model=False` when the caller already did); on OpenAI a
+    model past its date, or a refused request, raises FineTuningUnavailable with the reason.
+    `backend="openai"` says the client talks to OpenAI (else its base URL tells)."""
     openai_rules.check(n_epochs, batch_size, learning_rate_multiplier)
     openai_rules.check_suffix(suffix)
     openai_rules.check_metadata(metadata)
@@ -47,8 +54,20 @@ def launch(client, training_file: str, validation_file: str | None = None, model
         "n_epochs": n_epochs, "batch_size": batch_size, "learning_rate_multiplier": learning_rate_multiplier}}}
     extra = {k: v for k, v in (("validation_file", validation_file), ("suffix", suffix), ("seed", seed),
                                ("metadata", metadata)) if v is not None}
-    job = client.fine_tuning.jobs.create(model=model, training_file=training_file, method=method, **extra)
-    log.info("launched %s on %s", job.id, model)
+    return create(client, model, training_file, method, extra, backend=backend, check=check_model)
+
+
+def create(client, model: str, training_file: str, method: dict, extra: dict, *, backend: str | None = None,
+           check: bool = True):
+    """jobs.create for `launch` and `preference.launch_dpo`: "auto" resolved, the model's
+    shutdown date checked first, a refusal on OpenAI explained."""
+    if model == "auto":
+        model = availability.pick_model(client, method["type"], backend=backend)
+    if check:
+        availability.check_model(client, model, backend=backend)
+    job = availability.create_job(client, backend=backend, model=model, training_file=training_file,
+                                  method=method, **extra)
+    log.info("launched %s job %s on %s", method["type"], job.id, model)
     return job
 
 

@@ -20,11 +20,13 @@ LN2 = math.log(2)  # DPO's loss before the model has moved from the reference
 CONCURRENT_REQUESTS = 16
 
 
-def launch_dpo(client, training_file: str, validation_file: str | None = None, model: str = openai_rules.DEFAULT_DPO_MODEL,
+def launch_dpo(client, training_file: str, validation_file: str | None = None, model: str = "auto",
                beta="auto", n_epochs="auto", batch_size="auto", learning_rate_multiplier="auto",
-               suffix: str | None = None, seed: int | None = None, metadata: dict | None = None):
+               suffix: str | None = None, seed: int | None = None, metadata: dict | None = None, *,
+               backend: str | None = None, check_model: bool = True):
     """Create a DPO job (`method.type` "dpo") on a preference file. Values are checked against
-    OpenAI's rules first, so a mistake raises HyperparameterError before anything is sent."""
+    OpenAI's rules first, so a mistake raises HyperparameterError before anything is sent;
+    "auto", the model's shutdown date and a refusal are handled as in `jobs.launch`."""
     openai_rules.check(n_epochs, batch_size, learning_rate_multiplier)
     openai_rules.check_beta(beta)
     openai_rules.check_suffix(suffix)
@@ -33,9 +35,9 @@ def launch_dpo(client, training_file: str, validation_file: str | None = None, m
         "beta": beta, "n_epochs": n_epochs, "batch_size": batch_size, "learning_rate_multiplier": learning_rate_multiplier}}}
     extra = {k: v for k, v in (("validation_file", validation_file), ("suffix", suffix), ("seed", seed),
                                ("metadata", metadata)) if v is not None}
-    job = client.fine_tuning.jobs.create(model=model, training_file=training_file, method=method, **extra)
-    log.info("launched DPO job %s on %s", job.id, model)
-    return job
+    from ftutils.train.jobs import create
+
+    return create(client, model, training_file, method, extra, backend=backend, check=check_model)
 
 
 def prompt_of(pair: dict) -> list[dict]:

@@ -17,6 +17,7 @@ def test_connection_and_models(run_notebook):
     # The check's verdict and the models that can be fine-tuned, tiny-smollm2 among them.
     assert "OK:" in text
     assert "tiny-smollm2" in text
+    assert "What works where today" in text and "2027-01-06" in text
     assert nb.widget_problems() == []
     assert nb.layout_problems() == []
     assert nb.console_errors == []

@@ -16,6 +16,11 @@ def test_local_backend(notebook_run, monkeypatch):
     assert values["backend"] == "local" and values["ok"] is True
     assert values["n_models"] >= 2
     assert {"smollm2-135m-instruct", "tiny-smollm2"} <= set(values["fine_tunable"])
+    # Before anything else: what works where today, with OpenAI's dates and their source.
+    text = Path(values["_executed"]).read_text()
+    assert "What works where today (2026-12-07)" in text and "a new key gets a refusal" in text
+    assert "2027-01-06 (in 30 days): no organisation can create new fine-tuning jobs" in text
+    assert "https://developers.openai.com/api/docs/deprecations" in text
 
 
 def test_openai_path_never_shows_the_key(notebook_run, local_server, monkeypatch):

@@ -1,6 +1,7 @@
 """connect(): which backend and why, keys masked everywhere, the local server found or
 started (and stopped at exit), and check() naming each kind of failure."""
 import dataclasses
+import datetime
 import json
 import logging
 import os
@@ -200,5 +201,12 @@ def test_fine_tunable_on_openai_are_the_known_snapshots_and_your_models():
     conn = Connection("openai", "https://api.openai.com/v1", "test", "env", "sk-…abcd")
     listed = ["gpt-4o-mini-2024-07-18", "gpt-4o-mini", "gpt-4.1-nano-2025-04-14", "dall-e-3", "whisper-1",
               "ft:gpt-4o-mini-2024-07-18:acme:support:abc123", "ft:gpt-4o-mini-2024-07-18:acme:support:abc123:ckpt-step-20"]
-    assert fine_tunable(conn, listed) == ["gpt-4.1-nano-2025-04-14", "gpt-4o-mini-2024-07-18",
-                                          "ft:gpt-4o-mini-2024-07-18:acme:support:abc123"]
+    before = datetime.date(2026, 10, 1)
+    assert fine_tunable(conn, listed, day=before) == ["gpt-4.1-nano-2025-04-14", "gpt-4o-mini-2024-07-18",
+                                                      "ft:gpt-4o-mini-2024-07-18:acme:support:abc123"]
+    # gpt-4.1-nano shut down on 2026-10-23 (and a fine-tune goes with its base); what the
+    # service lists wins over what ftutils knows; none at all once OpenAI stops creating jobs.
+    assert fine_tunable(conn, listed) == ["gpt-4o-mini-2024-07-18", "ft:gpt-4o-mini-2024-07-18:acme:support:abc123"]
+    assert fine_tunable(conn, listed, {"gpt-4o-mini-2024-07-18": "2026-12-01"}) == [
+        "ft:gpt-4o-mini-2024-07-18:acme:support:abc123"]
+    assert fine_tunable(conn, listed, day=datetime.date(2027, 1, 6)) == []

@@ -160,7 +160,7 @@ class FineTuningJobCheckpoint(Out):
 
 
 class Model(Out):
-    omit_if_none = ("shutdown_date",)
+    # shutdown_date is always sent, null when none is announced, as OpenAI's GET /v1/models does.
     id: str
     created: int
     object: Literal["model"] = "model"

@@ -26,13 +26,16 @@ class ModelNotFound(LookupError):
 class ModelInfo(NamedTuple):
     """A model as `/v1/models` lists it: its id, `created` (Unix time: a base's fixed release
     date, when a fine-tune or checkpoint was made), `owned_by` (a base's maker, "alias of
-    <base>", or the org) and, for bases and their aliases, `context_length` (most tokens a
-    prompt and its completion may hold)."""
+    <base>", or the org), for bases and their aliases `context_length` (most tokens a prompt
+    and its completion may hold) and, for an alias that is an OpenAI id, the `shutdown_date`
+    OpenAI gives it (YYYY-MM-DD, from `openai_rules`; None for everything of the server's own,
+    whose models never shut down)."""
 
     id: str
     created: int
     owned_by: str
     context_length: int | None = None
+    shutdown_date: str | None = None
 
 
 class FineTunes(Protocol):
@@ -60,12 +63,15 @@ class Registry:
 
     def fine_tunable(self) -> list[ModelInfo]:
         """The bases, then the OpenAI ids of the alias table, owned by "alias of <base>" so a
-        listing says what answers."""
+        listing says what answers, each with OpenAI's shutdown date for it: the alias goes on
+        training here after that day, but a client sees what the id means on OpenAI."""
         infos = self.bases()
         by_id = {info.id: info for info in infos}
         for alias, base in aliases.alias_table(self.model_aliases).items():
             if base in by_id and alias not in by_id:
-                infos.append(ModelInfo(alias, aliases.CREATED, f"alias of {base}", by_id[base].context_length))
+                date = openai_rules.shutdown_date(alias)
+                infos.append(ModelInfo(alias, aliases.CREATED, f"alias of {base}", by_id[base].context_length,
+                                       date.isoformat() if date else None))
         return infos
 
     def listed(self) -> list[ModelInfo]:

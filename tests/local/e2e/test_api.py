@@ -120,6 +120,19 @@ def test_unknown_models(api, train_file):
     assert {"tiny-smollm2", "smollm2-135m-instruct"} <= set(ids)
 
 
+def test_models_carry_shutdown_date_as_openais_do(api, local_server):
+    # OpenAI's Model object: shutdown_date is a YYYY-MM-DD date, or null when none is announced
+    # (the spec's examples send the null); the openai client reads it into Model.shutdown_date.
+    listed = {m.id: m for m in api.models.list().data}
+    assert listed["gpt-4o-mini-2024-07-18"].shutdown_date == "2027-01-14"
+    assert listed["gpt-4.1-nano-2025-04-14"].shutdown_date == "2026-10-23"
+    assert listed["tiny-smollm2"].shutdown_date is None and listed["smollm2-135m-instruct"].shutdown_date is None
+    assert api.models.retrieve("gpt-4o-mini").shutdown_date == "2027-01-14"
+    raw = httpx.get(f"{local_server.base_url}/models", headers={"Authorization": f"Bearer {local_server.api_key}"})
+    sent = {m["id"]: m for m in raw.json()["data"]}
+    assert "shutdown_date" in sent["tiny-smollm2"] and sent["tiny-smollm2"]["shutdown_date"] is None
+
+
 @pytest.mark.parametrize("name, value", [("n_epochs", 0), ("n_epochs", 51), ("batch_size", 0), ("batch_size", 257),
                                          ("learning_rate_multiplier", 0), ("learning_rate_multiplier", -1),
                                          ("n_epochs", "3"), ("batch_size", 2.5)])

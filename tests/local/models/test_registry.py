@@ -52,3 +52,13 @@ def test_resolve_names_the_base_and_adapter_of_every_id_or_raises_model_not_foun
             models.resolve(unknown)
     listed = [m.id for m in models.listed()]
     assert listed[:2] == ["smollm2-135m-instruct", "tiny-smollm2"] and listed[-2:] == [m[0] for m in Tuned().listed()]
+
+
+def test_an_openai_alias_carries_openais_shutdown_date_and_the_servers_own_models_none():
+    models = Registry(model_aliases={"gpt-4o-mini": "tiny-smollm2", "my-alias": "tiny-smollm2"}, fine_tunes=Tuned())
+    dates = {m.id: m.shutdown_date for m in models.listed()}
+    assert dates["gpt-4o-mini-2024-07-18"] == dates["gpt-4o-mini"] == dates["gpt-4.1-2025-04-14"] == "2027-01-14"
+    assert dates["gpt-4.1-nano-2025-04-14"] == "2026-10-23"  # shut down on OpenAI; the alias still trains here
+    assert dates["gpt-3.5-turbo-1106"] is None  # OpenAI announced none that openai_rules knows
+    own = ["smollm2-135m-instruct", "tiny-smollm2", "my-alias", *(m[0] for m in Tuned().listed())]
+    assert [dates[m] for m in own] == [None] * len(own)

@@ -1,5 +1,7 @@
 """Models: the base models, OpenAI's ids aliased to them, every fine-tuned model and every kept
-checkpoint, as the model registry lists them (`ftutils.local.models.registry`)."""
+checkpoint, as the model registry lists them (`ftutils.local.models.registry`). Each carries
+`shutdown_date` as OpenAI's do: OpenAI's date for an alias of one of its ids, null for the
+server's own models."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
@@ -11,7 +13,8 @@ router = APIRouter(prefix="/models")
 
 
 def _listed(state) -> list[schemas.Model]:
-    return [schemas.Model(id=m.id, created=m.created, owned_by=m.owned_by) for m in state.models.listed()]
+    return [schemas.Model(id=m.id, created=m.created, owned_by=m.owned_by, shutdown_date=m.shutdown_date)
+            for m in state.models.listed()]
 
 
 @router.get("")
