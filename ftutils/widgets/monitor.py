@@ -20,7 +20,7 @@ from ftutils.train import jobs
 from ftutils.train import metrics as metrics_mod
 from ftutils.train.diagnose import diagnose
 from ftutils.plots import as_image
-from ftutils.plots.training import loss_curves
+from ftutils.plots.training import dpo_curves, loss_curves
 from ftutils.widgets.base import Widget, interactive as is_interactive
 
 LOG_LINES = 12
@@ -271,9 +271,26 @@ class JobMonitor(Widget):
 
     # ---- showing ------------------------------------------------------------------
 
+    @property
+    def is_dpo(self) -> bool:
+        method = getattr(self.job, "method", None)
+        return getattr(method, "type", None) == "dpo"
+
+    def _dpo_metrics(self) -> pd.DataFrame:
+        """Every metric of the metrics events (DPO's reward accuracy and margin included), by step."""
+        with self._lock:
+            rows = [e.data for e in self._events.values() if e.type == "metrics" and isinstance(e.data, dict)]
+        if not rows:
+            return pd.DataFrame(columns=["step"])
+        return pd.DataFrame(rows).drop_duplicates(subset="step", keep="last").sort_values("step").reset_index(drop=True)
+
     def static(self):
+        if self.is_dpo:  # DPO's own numbers; the supervised diagnosis does not apply to them
+            hp = getattr(getattr(self.job.method, "dpo", None), "hyperparameters", None)
+            return dpo_curves(self._dpo_metrics(), getattr(hp, "beta", None))
         metrics_df = self.metrics()
         checkpoints = self.checkpoints()
+        # The curves' shape only: whether a rise is more than noise is 03_train's per-item check.
         return loss_curves(metrics_df, checkpoints, diagnose(metrics_df, checkpoints, self.n_epochs()) if len(metrics_df) else None)
 
     def build(self):
@@ -332,7 +349,8 @@ class JobMonitor(Widget):
         if key == self._plotted or (not final and time.monotonic() - self._plotted_at < PLOT_EVERY):
             return
         self._plotted, self._plotted_at = key, time.monotonic()
-        fig = self.static() if s["status"] in jobs.TERMINAL else loss_curves(self.metrics(), self.checkpoints())
+        live = (lambda: dpo_curves(self._dpo_metrics())) if self.is_dpo else (lambda: loss_curves(self.metrics(), self.checkpoints()))
+        fig = self.static() if s["status"] in jobs.TERMINAL else live()
         # From a background thread: replace the outputs rather than `with out:`, which
         # would capture whatever the main thread prints meanwhile.
         self._ui["plot"].outputs = ()
