@@ -54,10 +54,10 @@ def epoch_item_losses(client, models: dict[int, str], path: str | Path, labels: 
 
 
 def epoch_models(checkpoints: pd.DataFrame, fine_tuned_model: str | None = None,
-                 final_step: int | None = None) -> dict[int, str]:
-    """{step: model id} of a job's checkpoints (`jobs.checkpoints`), the last one called by the
-    fine-tuned model's own id (the same weights, and the id 04_evaluate scores)."""
+                 final_step: int | None = None, steps=None) -> dict[int, str]:
+    """{step: model id} of a job's checkpoints (`jobs.checkpoints`; only `steps` when given), the
+    last one called by the fine-tuned model's own id (the same weights, and the id 04_evaluate scores)."""
     models = {int(r.step): r.model for r in checkpoints.itertuples() if getattr(r, "model", None)}
-    if fine_tuned_model and final_step is not None:
+    if fine_tuned_model and final_step is not None and int(final_step) in models:
         models[int(final_step)] = fine_tuned_model
-    return models
+    return {s: m for s, m in models.items() if steps is None or s in set(steps)}

@@ -250,6 +250,20 @@ def _said(cmp: dict) -> str:
             f"{cmp['diff']:+.3f}, 95% interval [{lo:+.3f}, {hi:+.3f}]")
 
 
+def steps_to_compare(checkpoints) -> list[int]:
+    """The checkpoint steps whose per-item validation losses a verdict can rest on: the lowest
+    validation loss (the one to keep) and the last, and the one before the last when those are
+    the same (is it still improving?). Scoring only these keeps the check cheap."""
+    rows = checkpoint_rows(checkpoints)
+    if not rows:
+        return []
+    best, last = _best_checkpoint(rows, None), rows[-1]["step"]
+    steps = {best, last}
+    if best == last and len(rows) > 1:
+        steps.add(rows[-2]["step"])
+    return sorted(int(s) for s in steps if s is not None)
+
+
 def unusable(c: Curves) -> Diagnosis | None:
     """No training loss, one that stopped being a number, rose, or stayed flat."""
     if not len(c.raw) or np.isnan(c.raw).all():

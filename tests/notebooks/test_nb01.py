@@ -13,9 +13,15 @@ pytestmark = pytest.mark.slow
 def test_local_backend(notebook_run, monkeypatch):
     monkeypatch.setenv("FTUTILS_INTERACTIVE", "0")
     values = notebook_run("01_access", backend="local")
-    assert values["backend"] == "local" and values["ok"] is True
-    assert values["n_models"] >= 2
-    assert {"smollm2-135m-instruct", "tiny-smollm2"} <= set(values["fine_tunable"])
+    conn, check = values["connection"], values["check"]
+    assert conn["backend"] == "local" and check["ok"] is True
+    assert len(check["models"]) >= 2 and values["base_model"] == "tiny-smollm2"
+    assert {"smollm2-135m-instruct", "tiny-smollm2"} <= set(check["fine_tunable"])
+    # The pretrained model answered the three questions (its own words, whatever they are).
+    book = json.loads(Path(values["_executed"]).read_text())
+    [asked] = [c for c in book["cells"] if "chat.completions.create" in "".join(c["source"])]
+    printed = "".join(o.get("text", "") for o in asked["outputs"] if o["output_type"] == "stream")
+    assert printed.count("tiny-smollm2: ") == 3 and "the task: my card got declined at the store" in printed
 
 
 def test_openai_path_never_shows_the_key(notebook_run, local_server, monkeypatch):
@@ -23,9 +29,10 @@ def test_openai_path_never_shows_the_key(notebook_run, local_server, monkeypatch
     monkeypatch.setenv("OPENAI_API_KEY", TEST_KEY)
     monkeypatch.setenv("OPENAI_BASE_URL", local_server.base_url)
     monkeypatch.delenv("FTUTILS_BACKEND", raising=False)
-    values = notebook_run("01_access", backend="auto")
-    assert values["backend"] == "openai" and values["key_source"] == "env" and values["ok"] is True
-    assert values["base_url"] == local_server.base_url and values["n_models"] >= 2
+    values = notebook_run("01_access", backend="auto", base_model="tiny-smollm2")
+    conn, check = values["connection"], values["check"]
+    assert conn["backend"] == "openai" and conn["key_source"] == "env" and check["ok"] is True
+    assert conn["base_url"] == local_server.base_url and len(check["models"]) >= 2
 
     executed = Path(values["_executed"])
     text = executed.read_text()
