@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The committed outputs, in one command: the main job on the code as committed (a clean
+# working tree is required, so the outputs belong to one commit), its outputs copied into the
+# committed notebooks, the README's screenshots regenerated, and the README told which commit
+# the outputs come from. Then look at every notebook and image, and commit.
+#
+#     bash scripts/canonical.sh            # runs/demo, runs/demo-2, docs/images/*.png
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
+    echo "canonical.sh: commit your changes first: the outputs must come from one commit" >&2
+    exit 1
+fi
+commit=$(git rev-parse --short HEAD)
+rm -rf runs/demo runs/demo-2
+export PYTHONHASHSEED=0 MPLBACKEND=Agg OMP_WAIT_POLICY=PASSIVE
+bash scripts/run_all.sh --name demo
+.venv/bin/python scripts/refresh_notebook_outputs.py runs/demo
+.venv/bin/python scripts/screenshots.py
+# The README names the commit the outputs come from (between its two markers).
+.venv/bin/python - "$commit" <<'PY'
+import re, sys
+from pathlib import Path
+readme = Path("README.md")
+text = readme.read_text()
+line = (f"The committed notebooks' outputs and the screenshots come from one seeded run of the main job "
+        f"(`bash scripts/canonical.sh`) on commit `{sys.argv[1]}`.")
+new, n = re.subn(r"(<!-- canonical-run -->\n).*?(\n<!-- /canonical-run -->)", lambda m: m[1] + line + m[2], text, flags=re.S)
+if n != 1:
+    raise SystemExit("README.md: the <!-- canonical-run --> markers are missing")
+readme.write_text(new)
+PY
+echo "canonical outputs from $commit: look at notebooks/*.ipynb and docs/images/*.png, then commit them"
