@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # The committed outputs, in one command: the main job on the code as committed (a clean
-# working tree is required, so the outputs belong to one commit), its outputs copied into the
-# committed notebooks, the README's screenshots regenerated, and the README told which commit
-# the outputs come from. Then look at every notebook and image, and commit.
+# working tree is required, so the outputs belong to one commit) on a fresh local backend
+# (01_access lists the account's files and jobs: a used data dir would show its history), its
+# outputs copied into the committed notebooks, the README's screenshots regenerated, and the
+# README told which commit the outputs come from. Then look at every notebook and image, and commit.
 #
-#     bash scripts/canonical.sh            # runs/demo, runs/demo-2, docs/images/*.png
+#     bash scripts/canonical.sh     # runs/demo, runs/demo-2, docs/images/*.png, README.md
+#
+# FTUTILS_DATA_DIR, if set, must name a folder that does not exist yet (or is empty); by default
+# a new one, ~/.ftutils/canonical-<commit>, which the connection table shows as such.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
@@ -12,11 +16,18 @@ if [ -n "$(git status --porcelain --untracked-files=no)" ]; then
     exit 1
 fi
 commit=$(git rev-parse --short HEAD)
-rm -rf runs/demo runs/demo-2
+export FTUTILS_DATA_DIR="${FTUTILS_DATA_DIR:-$HOME/.ftutils/canonical-$commit}"
+if [ -e "$FTUTILS_DATA_DIR" ] && [ -n "$(ls -A "$FTUTILS_DATA_DIR")" ]; then
+    echo "canonical.sh: $FTUTILS_DATA_DIR is not empty: the canonical run starts from a fresh local backend" >&2
+    exit 1
+fi
 export PYTHONHASHSEED=0 MPLBACKEND=Agg OMP_WAIT_POLICY=PASSIVE
+rm -rf runs/demo runs/demo-2
 bash scripts/run_all.sh --name demo
 .venv/bin/python scripts/refresh_notebook_outputs.py runs/demo
+start=$(date +%s)
 .venv/bin/python scripts/screenshots.py
+echo "screenshots: $(( $(date +%s) - start ))s"
 # The README names the commit the outputs come from (between its two markers).
 .venv/bin/python - "$commit" <<'PY'
 import re, sys

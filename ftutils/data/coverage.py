@@ -79,11 +79,16 @@ def clusters(examples, label_key: str = "label", threshold: float = 0.8) -> pd.D
     return out
 
 
-def largest_cluster(examples, threshold: float = 0.8) -> list[str]:
-    """The user messages of the largest group of similar examples, to read."""
+def largest_cluster(examples, label: str | None = None, label_key: str = "label", threshold: float = 0.8) -> list[str]:
+    """The user messages of the largest group of similar examples (of `label` only, when given), to read."""
     examples = list(examples)
     if not examples:
         return []
     groups = similar_groups(examples, threshold)
+    if label is not None:
+        kept = [(e, g) for e, g in zip(examples, groups) if _label(e, label_key) == label]
+        examples, groups = [e for e, _ in kept], [g for _, g in kept]
+    if not examples:
+        return []
     top, _ = Counter(groups).most_common(1)[0]
     return [prompt_text(e).strip().splitlines()[-1] for e, g in zip(examples, groups) if g == top]

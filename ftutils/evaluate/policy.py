@@ -269,20 +269,23 @@ def _data(manifest: dict, evaluation: dict | None) -> list[Recommendation]:
     trained = set((evaluation or {}).get("trained_labels") or [])
     parts, change, number, interval, basis = [], {}, None, None, ""
     k, n = _forced(kept)
+    who = f"the kept model ({kept['name']})"
     if n:
         number, interval = k / n, wilson(k, n)
         basis = "share of out-of-scope test messages the kept model forced into an intent"
         if OUT_OF_SCOPE not in trained and not answers_out_of_scope(metrics):
             change = {"train_out_of_scope": True}
-            parts.append(f"{kept['name']} forced {k} of {n} out-of-scope test messages into an intent ({number:.0%}, "
+            parts.append(f"{who} forced {k} of {n} out-of-scope test messages into an intent ({number:.0%}, "
                          f"95% interval {_ci(interval, 2)}) and never answers {OUT_OF_SCOPE!r}: it was never shown that "
                          f"answer. Train on out-of-scope examples: 02_prepare's pool (train_out_of_scope=True), queries "
                          f"set aside for training, none of them test items")
         elif k:
-            parts.append(f"{kept['name']} still forced {k} of {n} out-of-scope test messages into an intent "
+            parts.append(f"{who} still forced {k} of {n} out-of-scope test messages into an intent "
                          f"({number:.0%}, 95% interval {_ci(interval, 2)}): collect or write more, and more varied, "
                          f"out-of-scope examples for training (new ones; the test items stay the yardstick)")
-    confused = [(t, p, c) for t, p, c in top_confusions(metrics, k=3, min_count=2) if t != OUT_OF_SCOPE]
+    # Out-of-scope rows are the forced answers above; the confusions are between intents.
+    confused = [(t, p, c) for t, p, c in top_confusions(metrics, k=len(metrics["confusion"]["labels"]) ** 2,
+                                                           min_count=2) if t != OUT_OF_SCOPE][:3]
     if confused:
         support = {lab: v["support"] for lab, v in metrics["per_class"].items()}
         listed = "; ".join(f"{t} answered as {p} {c} of {support.get(t, '?')} times" for t, p, c in confused)
@@ -299,36 +302,55 @@ def _data(manifest: dict, evaluation: dict | None) -> list[Recommendation]:
 
 
 def _epochs(manifest: dict) -> list[Recommendation]:
+    """How many epochs: the kept checkpoint's, more only when underfitting cleared its noise. The
+    number is the diagnosis's paired comparison (kept against last, or the last two epochs)."""
     diagnosis = manifest.get("diagnosis") or {}
     epochs, per_epoch = epochs_of(manifest)
     if not diagnosis or epochs is None:
         return []
     verdict, cmp = diagnosis.get("verdict"), diagnosis.get("comparison") or {}
+    if verdict == "unusable":
+        return []
     number, interval = cmp.get("diff"), cmp.get("ci")
     basis = (f"change of the mean validation answer loss, step {cmp['from_step']} to {cmp['to_step']} (paired)"
              if cmp else "")
-    if verdict == "unusable":
-        return []
     step = kept_step(manifest)
     kept_epoch = max(1, round(step / per_epoch)) if step else epochs
-    said = (f"{cmp['diff']:+.3f} per item, 95% interval {_signed_ci(cmp['ci'])}, on {cmp['n']} "
-            + ("training batches" if cmp.get("what", "").startswith("training") else "validation items") if cmp else "")
+    on_batches = cmp.get("what", "").startswith("training")
+    said = (f"{cmp['diff']:+.3f} per {'batch' if on_batches else 'item'}, 95% interval {_signed_ci(cmp['ci'])}, on "
+            f"{cmp['n']} {'training batches' if on_batches else 'validation items'}" if cmp else "")
+    lo, hi = cmp.get("ci") or (None, None)
     if verdict == "underfitting":
         more = min(50, math.ceil(epochs * 1.5))
         return [Recommendation("epochs", f"Train {more} epochs instead of {epochs}: the loss was still falling at the end, "
                                f"beyond its noise ({said}); the model had more to learn.",
                                number, interval, basis, {"n_epochs": more}, {"verdict": verdict})]
     if kept_epoch < epochs:
-        why = ("the validation loss rose after it beyond its noise: the later epochs memorised" if verdict == "overfitting"
-               else "what the later epochs changed is within noise, so they bought nothing that validation can see")
+        if cmp and hi is not None and hi < 0:  # per item the later epochs did better: fewer is not shown to be enough
+            return [Recommendation("epochs", f"Keep {epochs} epochs: the whole file's validation loss was lowest after "
+                                   f"epoch {kept_epoch}, but per item the later epochs did better, beyond noise ({said}); "
+                                   "the two measures disagree, so fewer epochs are not shown to be enough.",
+                                   number, interval, basis, {}, {"verdict": verdict})]
+        if verdict == "overfitting":
+            why = f"the validation loss rose after it beyond its noise ({said}): the later epochs memorised"
+        elif cmp:
+            why = (f"what the later epochs changed is within noise ({said}), so they bought nothing that validation "
+                   "can see")
+        else:
+            why = ("the later epochs did not lower the validation loss (no per-item losses here to say whether their "
+                   "change is more than noise)")
         return [Recommendation("epochs", f"Train {kept_epoch} epoch{'s' if kept_epoch > 1 else ''} instead of {epochs}, as "
-                               f"many as the kept checkpoint had: {why}" + (f" ({said})" if said else "")
-                               + f". The same model as far as validation tells, for {kept_epoch}/{epochs} of the training.",
+                               f"many as the kept checkpoint had: {why}. The same model as far as validation tells, "
+                               f"for {kept_epoch}/{epochs} of the training.",
                                number, interval, basis, {"n_epochs": kept_epoch}, {"verdict": verdict})]
-    return [Recommendation("epochs", f"Keep {epochs} epochs: the last one has the lowest validation loss"
-                           + (f", and the change it made is within noise ({said}): more epochs are not shown to help"
-                              if verdict == "can't tell" or (cmp and not cmp.get("clears_noise")) else "")
-                           + ".", number, interval, basis, {}, {"verdict": verdict})]
+    if cmp and cmp.get("clears_noise"):
+        tail = f", and it still improved on the one before beyond noise ({said}): fewer would lose that"
+    elif cmp:
+        tail = f", and the change it made is within noise ({said}): more epochs are not shown to help"
+    else:
+        tail = ""
+    return [Recommendation("epochs", f"Keep {epochs} epochs: the last one has the lowest validation loss{tail}.",
+                           number, interval, basis, {}, {"verdict": verdict})]
 
 
 def _learning_rate(manifest: dict) -> list[Recommendation]:

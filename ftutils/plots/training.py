@@ -117,8 +117,8 @@ def dpo_curves(metrics_df: pd.DataFrame, beta: float | None = None) -> Figure:
                     color="grey")
         ax.set(xlabel="step", ylabel=ylabel, title=title)
         ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:  # accuracy climbs to 1: its legend goes below the curves
+            ax.legend(fontsize=8, loc="lower right" if metric == "reward_accuracy" else "best")
     if beta is not None:
         fig.suptitle(f"DPO, beta = {beta}")
     return fig

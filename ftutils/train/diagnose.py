@@ -290,13 +290,16 @@ def unusable(c: Curves) -> Diagnosis | None:
 
 def overfitting(c: Curves) -> Diagnosis | None:
     """Validation loss rose from an earlier minimum while training loss kept falling, and the
-    rise clears its noise; "can't tell" when the curve looks so but the rise does not."""
+    rise clears its noise; "can't tell" when the curve looks so (a rise of OVERFIT_RISE or more)
+    but the rise does not clear it. A smaller rise that clears the noise of the items is
+    overfitting too: the noise check, not the threshold, decides when there are items to judge by."""
     if not len(c.valid):
         return None
     v_min, v_last, step_min, last = c.v_min, c.v_last, c.step_min, c.last
     train_at_min = float(np.interp(step_min, c.steps, c.train))
-    if not (v_last > v_min * (1 + OVERFIT_RISE) and step_min < OVERFIT_MIN_BEFORE * c.last_step and last < train_at_min):
+    if not (v_last > v_min and step_min < OVERFIT_MIN_BEFORE * c.last_step and last < train_at_min):
         return None
+    looks = v_last > v_min * (1 + OVERFIT_RISE)
     best = _best_checkpoint(c.rows, step_min)
     last_valid_step = int(c.valid_steps[-1])
     shape = (f"The {c.valid_name} was lowest ({v_min:.3f}) at step {step_min} and {v_last:.3f} by step "
@@ -305,6 +308,8 @@ def overfitting(c: Curves) -> Diagnosis | None:
     last_step = c.rows[-1]["step"] if c.rows else last_valid_step
     cmp = compare_epochs(c, best if best is not None else step_min, last_step, "validation loss, lowest epoch to last",
                          rises=True)
+    if not looks and not (cmp and cmp["clears_noise"]):
+        return None  # a small rise, within noise or unchecked: good() reports it, with its comparison
     if cmp is None:
         return Diagnosis(CANT_TELL, [shape, "That is what overfitting looks like, but a mean over the validation file "
                                      "moves by chance too, and there are no per-item validation losses here to tell "
@@ -381,11 +386,30 @@ def underfitting(c: Curves) -> Diagnosis | None:
 
 
 def good(c: Curves) -> Diagnosis:
-    """What is left: training loss fell and levelled off, validation (if any) tracking it."""
-    return Diagnosis("good",
-                     [f"The smoothed training loss fell from {c.first:.2f} to {c.last:.2f} and levelled off by step {c.last_step}.",
-                      *c.tracking_note()],
-                     c.final_checkpoint())
+    """What is left: training loss fell and levelled off, validation (if any) tracking it. With
+    per-item validation losses, the comparison the next run's epochs rest on: the kept checkpoint
+    (lowest validation loss) against the last, or, when the last is the kept one, the epoch before
+    against the last (did the last epoch still help?)."""
+    best = c.final_checkpoint()
+    findings = [f"The smoothed training loss fell from {c.first:.2f} to {c.last:.2f} and levelled off by step "
+                f"{c.last_step}.", *c.tracking_note()]
+    cmp = None
+    if best is not None and c.rows:
+        last = int(c.rows[-1]["step"])
+        if best != last:
+            cmp = compare_epochs(c, best, last, "validation loss, lowest epoch to last", rises=True)
+            if cmp is not None:
+                lo, hi = cmp["ci"]
+                findings.append(f"The later epochs against the one with the lowest validation loss: {_said(cmp)}, "
+                                + ("which includes 0: within noise." if lo <= 0 <= hi else
+                                   "below 0: per item the later epochs did better, though the whole file's loss "
+                                   "was lowest earlier." if hi < 0 else "above 0."))
+        elif len(c.rows) > 1:
+            cmp = compare_epochs(c, int(c.rows[-2]["step"]), last, "validation loss, last two epochs", rises=False)
+            if cmp is not None:
+                findings.append(("The last epoch still improved on the one before beyond noise: " if cmp["clears_noise"]
+                                 else "The last epoch's change on the one before is within noise: ") + _said(cmp) + ".")
+    return Diagnosis("good", findings, best, comparison=cmp)
 
 
 # In the order they are ruled out: the first that applies is the verdict.

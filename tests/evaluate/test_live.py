@@ -56,6 +56,8 @@ def run_dir(local_server, tmp_path_factory):
                    checkpoints=sorted(({"id": c.id, "step": c.step_number, "model": c.fine_tuned_model_checkpoint,
                                         "metrics": {"train_loss": c.metrics.train_loss}} for c in ckpts),
                                       key=lambda c: c["step"]),
+                   # The last checkpoint is the final step (what `manifest_from_job` records).
+                   final_metrics={"step": max(c.step_number for c in ckpts)},
                    diagnosis={"verdict": "good", "findings": []})
     return folder
 
@@ -65,7 +67,9 @@ def test_candidates_from_a_real_manifest(run_dir):
 
     manifest = read_manifest(run_dir)
     cands = candidates_from_manifest(manifest)
-    steps = [c["step"] for c in manifest["checkpoints"]]
+    # The last checkpoint is the final model's weights under another id: not scored twice.
+    steps = [c["step"] for c in manifest["checkpoints"]][:-1]
+    assert steps and manifest["checkpoints"][-1]["step"] == manifest["final_metrics"]["step"]
     assert [c.kind for c in cands] == ["base", "fine_tuned", *["checkpoint"] * len(steps), "baseline"]
     assert cands[1].model == manifest["fine_tuned_model"]
     assert [c.step for c in cands if c.kind == "checkpoint"] == steps == sorted(steps)

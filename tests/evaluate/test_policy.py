@@ -121,6 +121,14 @@ def test_the_data_advice_names_no_test_item_and_a_check_that_would_catch_one():
     assert violations(Advice([by_id]), manifest, EXAMPLES) == ["data: names test item 't17'"]
 
 
+def test_confusions_between_intents_are_named_even_when_out_of_scope_ones_are_more_frequent():
+    manifest = diagnosis(best=20)
+    # Out-of-scope messages forced into three different intents, each more often than the one intent confusion.
+    spread = {**{i: "billing" for i in OOS[:3]}, **{i: "refund" for i in OOS[3:6]}, **{i: "shipping" for i in OOS[6:8]}}
+    ev = standard(manifest, kept_wrong={**spread, 27: "refund", 28: "refund"})
+    assert "shipping answered as refund 2 of 13 times" in kinds(ev.advice)["data"].message
+
+
 def test_a_model_already_trained_on_out_of_scope_is_told_to_collect_more_not_to_flip_the_parameter():
     manifest = diagnosis(best=40)
     answers_some = {**{i: "billing" for i in OOS[:3]}}  # answers out_of_scope for the other 9
@@ -152,7 +160,7 @@ def test_the_baseline_tie_is_broken_by_the_out_of_scope_items_it_forces():
 
 @pytest.mark.parametrize("verdict, clears, best, advised, words", [
     ("overfitting", True, 20, 2, "rose after it beyond its noise"),
-    ("can't tell", False, 20, 2, "within noise, so they bought nothing that validation can see"),
+    ("can't tell", False, 20, 2, "within noise (+0.010 per item, 95% interval [-0.020, +0.030], on 40 validation items)"),
     ("good", False, 40, None, "Keep 4 epochs"),
     ("underfitting", True, 40, 6, "beyond its noise"),
 ])
@@ -166,6 +174,29 @@ def test_the_epochs_follow_the_kept_checkpoint_unless_underfitting_cleared_its_n
     if verdict not in ("overfitting", "underfitting"):
         assert not any(w in epochs.message for w in ("overfit", "underfit", "memorised"))
     assert violations(advise(manifest), manifest) == []
+
+
+def test_a_good_run_still_says_what_its_epochs_rest_on():
+    # The canonical run's case: lowest validation loss at epoch 2 of 4, the later change within noise.
+    within = diagnosis("good", best=20, diff=-0.1, ci=(-0.3, 0.05), looks_like=None)
+    epochs = kinds(advise(within))["epochs"]
+    assert epochs.change == {"n_epochs": 2} and epochs.number == -0.1 and epochs.interval == [-0.3, 0.05]
+    assert "within noise (-0.100 per item, 95% interval [-0.300, +0.050], on 40 validation items)" in epochs.message
+    assert violations(advise(within), within) == []
+    # Per item the later epochs did better beyond noise: fewer epochs are not shown to be enough.
+    better = diagnosis("good", best=20, diff=-0.1, ci=(-0.2, -0.03), looks_like=None)
+    epochs = kinds(advise(better))["epochs"]
+    assert epochs.change == {} and epochs.message.startswith("Keep 4 epochs") and "the two measures disagree" in epochs.message
+    # The last epoch kept: did it still help? Said either way, with the comparison of the last two.
+    last = diagnosis("good", best=40, diff=-0.2, ci=(-0.3, -0.1), looks_like=None)
+    last["diagnosis"]["comparison"].update(from_step=30, what="validation loss, last two epochs", clears_noise=True)
+    epochs = kinds(advise(last))["epochs"]
+    assert epochs.change == {} and "still improved on the one before beyond noise (-0.200 per item" in epochs.message
+    assert violations(advise(last), last) == []
+    # Without a comparison there is no number to rest on, and the rules say so.
+    bare = diagnosis("good", best=20, looks_like=None)
+    bare["diagnosis"]["comparison"] = None
+    assert "epochs: no number with a finite interval" in violations(advise(bare), bare)
 
 
 def test_recommendations_that_disagree_are_caught():

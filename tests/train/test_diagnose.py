@@ -99,6 +99,32 @@ def test_good_fit():
     assert d.best_checkpoint_step == 200
 
 
+def test_good_fit_with_items_carries_the_comparison_its_epochs_rest_on():
+    df, checkpoints, valid = overfit_curves()
+    # A rise too small to look like overfitting (the canonical run: 0.067 -> 0.071), within noise.
+    for r in checkpoints:
+        r["metrics"]["valid_loss"] = {80: 0.9, 160: 0.50, 240: 0.52}[r["step"]]
+    df["valid_loss"], df["full_valid_loss"] = math.nan, math.nan
+    for step, v in ((80, 0.9), (160, 0.50), (240, 0.52)):
+        df.loc[df["step"] == step, "full_valid_loss"] = v
+    noisy = items({80: 0.9, 160: 0.5, 240: 0.45}, spread=0.6, shared=False)
+    d = diagnose(df, checkpoints=checkpoints, n_epochs=3, item_losses=noisy)
+    assert d.verdict == "good" and d.best_checkpoint_step == 160, str(d)
+    assert d.comparison["from_step"] == 160 and d.comparison["to_step"] == 240 and not d.comparison["clears_noise"]
+    assert "which includes 0: within noise" in d.findings[-1]
+    # The same small rise, beyond the noise of the items: overfitting, whatever its size.
+    clear = diagnose(df, checkpoints=checkpoints, n_epochs=3, item_losses=items({80: 0.9, 160: 0.5, 240: 0.62}))
+    assert clear.verdict == "overfitting" and clear.comparison["ci"][0] > 0, str(clear)
+    # The last epoch the lowest: the comparison is of the last two.
+    for r in checkpoints:
+        r["metrics"]["valid_loss"] = {80: 0.9, 160: 0.6, 240: 0.5}[r["step"]]
+    df.loc[df["step"] == 240, "full_valid_loss"], df.loc[df["step"] == 160, "full_valid_loss"] = 0.5, 0.6
+    d = diagnose(df, checkpoints=checkpoints, n_epochs=3, item_losses=items({80: 0.9, 160: 0.6, 240: 0.3}))
+    assert d.verdict == "good" and d.best_checkpoint_step == 240, str(d)
+    assert d.comparison["what"] == "validation loss, last two epochs" and d.comparison["clears_noise"]
+    assert "The last epoch still improved on the one before beyond noise" in d.findings[-1]
+
+
 def test_converged_near_zero_is_not_underfitting():
     # The shape of a real SmolLM2 run: 5.4 -> ~0.03 in a third of the run, then noise near zero,
     # where 0.05 -> 0.03 is a large *relative* drop but nothing is left to learn.
