@@ -13,7 +13,8 @@ from ftutils.evaluate.candidates import Candidate, TestExample, candidates_from_
 from ftutils.evaluate.classify import Classification, Prediction, classify, normalize_answer
 from ftutils.evaluate.compare import compare_runs
 from ftutils.evaluate.freetext import evaluate_freetext, exact_match, judge, normalized_match, token_f1
-from ftutils.evaluate.policy import Advice, Recommendation, advise
+from ftutils.evaluate.advice import Advice, Recommendation
+from ftutils.evaluate.policy import advise
 from ftutils.evaluate.report import read_evaluation, write_evaluation
 from ftutils.evaluate.scores import (UNPARSEABLE, align, bootstrap_ci, classification_metrics, mcnemar_exact,
                                      paired_bootstrap)

@@ -14,13 +14,13 @@ Four questions, answered from a run's own numbers, at most five recommendations,
 
 Every recommendation carries the number it rests on and that number's 95% interval, and the
 next-run parameters it implies (`change`); `next_run` is their union, so what 05 runs is
-exactly what was advised. `violations` checks the rules the advice must keep (the tests run it).
+exactly what was advised. The advice's shape is `ftutils.evaluate.advice`; `policy_rules.violations`
+checks the rules it must keep (the tests run it).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
-
+from ftutils.evaluate.advice import Advice, Recommendation
 from ftutils.evaluate.scores import OUT_OF_SCOPE, out_of_scope_pair, top_confusions, wilson
 
 SIGNIFICANCE = 0.05
@@ -28,66 +28,6 @@ MAX_RECOMMENDATIONS = 5
 RANK = ("keep", "use", "data", "epochs", "learning_rate", "prompt")
 LLM_KINDS = ("base", "prompted", "fine_tuned", "checkpoint")
 ALTERNATIVE_KINDS = ("base", "prompted", "baseline")
-
-
-@dataclass
-class Recommendation:
-    kind: str
-    """One of RANK: keep | use | data | epochs | learning_rate | prompt."""
-    message: str
-    number: float | None = None
-    """The number the recommendation rests on."""
-    interval: list | None = None
-    """That number's 95% interval."""
-    basis: str = ""
-    """What the number is, in a few words."""
-    change: dict = field(default_factory=dict)
-    """Parameters of the next run this implies (the notebooks' own names); {} for none."""
-    evidence: dict = field(default_factory=dict)
-
-    def __str__(self) -> str:
-        return self.message
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-@dataclass
-class Advice:
-    recommendations: list
-    kept: dict | None = None
-    """{"name", "model", "step", "epoch"}: the model the advice is about."""
-
-    @property
-    def next_run(self) -> dict:
-        """{"params", "why"}: the union of the recommendations' changes, with their reasons."""
-        params, why = {}, []
-        for rec in self.recommendations:
-            if rec.change:
-                params.update(rec.change)
-                why.append(f"{', '.join(f'{k}={v!r}' for k, v in rec.change.items())}: {rec.basis}")
-        return {"params": params, "why": why}
-
-    def to_dict(self) -> dict:
-        return {"recommendations": [r.to_dict() for r in self.recommendations], "kept": self.kept,
-                "next_run": self.next_run}
-
-    def lines(self) -> list[str]:
-        out = []
-        for i, rec in enumerate(self.recommendations, 1):
-            out.append(f"{i}. [{rec.kind}] {rec.message}")
-        proposal = self.next_run
-        out.append("")
-        out.append(f"next run: {proposal['params'] or 'no change'}")
-        if len(proposal["params"]) > 1:
-            out.append("  (more than one change: comparing the next run with this one judges them together)")
-        return out
-
-    def __str__(self) -> str:
-        return "\n".join(self.lines())
-
-    def _repr_pretty_(self, p, cycle):
-        p.text(str(self))
 
 
 # ---- the numbers the advice reads ---------------------------------------------------------
@@ -165,7 +105,7 @@ def _epoch_row(manifest: dict, step: int | None) -> dict:
     return next((r for r in rows if r.get("step") == step), {})
 
 
-def _finite(values) -> bool:
+def finite(values) -> bool:
     return bool(values) and all(v is not None and math.isfinite(v) for v in values)
 
 
@@ -185,7 +125,7 @@ def _keep(manifest: dict, evaluation: dict | None) -> list[Recommendation]:
     loss = row.get("full_valid_loss")
     said = f"Keep {where}: it has the lowest validation loss" + (f", {loss:.3f}" if loss is not None else "")
     number, interval, basis = loss, None, "validation loss (the service's, whole file) of the kept checkpoint"
-    if row.get("item_loss") is not None and _finite([row.get("item_loss_lo"), row.get("item_loss_hi")]):
+    if row.get("item_loss") is not None and finite([row.get("item_loss_lo"), row.get("item_loss_hi")]):
         number, interval = row["item_loss"], [row["item_loss_lo"], row["item_loss_hi"]]
         basis = "mean answer loss of the validation items at the kept checkpoint"
         said += f" (per item {number:.3f}, 95% interval {_ci(interval)})"
@@ -412,61 +352,3 @@ def advise(manifest: dict, evaluation: dict | None = None) -> Advice:
             (c.get("model") for c in manifest.get("checkpoints") or [] if c.get("step") == step), None)
         kept = {"name": name, "model": model, "step": step, "epoch": round(step / per_epoch) if per_epoch else None}
     return Advice(recs[:MAX_RECOMMENDATIONS], kept)
-
-
-# ---- the rules, checked ----------------------------------------------------------------------
-
-def violations(advice: Advice, manifest: dict | None = None, test_items: list | None = None) -> list[str]:
-    """Every way `advice` breaks the policy's rules (an empty list: none):
-
-    - at most MAX_RECOMMENDATIONS, each with a number and a finite 95% interval (learning-rate
-      advice, read off a curve that diverged or stayed flat, excepted);
-    - no recommendation names a test item (its text or its id): test items are never training data;
-    - no two recommendations disagree: no parameter set to two values, the epochs advised are
-      the kept checkpoint's unless underfitting was confirmed (then more), and fewer epochs only
-      with the kept checkpoint before the last;
-    - an over- or underfitting verdict only where its comparison cleared its noise, and no
-      recommendation says "overfit"/"underfit" otherwise."""
-    out = []
-    recs = advice.recommendations
-    if len(recs) > MAX_RECOMMENDATIONS:
-        out.append(f"{len(recs)} recommendations, more than {MAX_RECOMMENDATIONS}")
-    for rec in recs:
-        if rec.kind != "learning_rate" and (rec.number is None or not _finite(rec.interval) or len(rec.interval) != 2):
-            out.append(f"{rec.kind}: no number with a finite interval")
-    for item in test_items or []:
-        text = (getattr(item, "text", None) or (item.get("text") if isinstance(item, dict) else "") or "").strip()
-        ident = getattr(item, "id", None) or (item.get("id") if isinstance(item, dict) else None)
-        for rec in recs:
-            if (len(text) >= 8 and text.casefold() in rec.message.casefold()) or (ident and str(ident) in rec.message):
-                out.append(f"{rec.kind}: names test item {ident!r}")
-    seen: dict = {}
-    for rec in recs:
-        for key, value in rec.change.items():
-            if key in seen and seen[key] != value:
-                out.append(f"{key}: set to {seen[key]!r} and to {value!r}")
-            seen.setdefault(key, value)
-    manifest = manifest or {}
-    diagnosis = manifest.get("diagnosis") or {}
-    verdict = diagnosis.get("verdict")
-    cmp = diagnosis.get("comparison") or {}
-    if verdict in ("overfitting", "underfitting") and not cmp.get("clears_noise"):
-        out.append(f"verdict {verdict!r} without a comparison that clears its noise")
-    if verdict not in ("overfitting", "underfitting"):
-        for rec in recs:
-            if any(word in rec.message.casefold() for word in ("overfit", "underfit", "memorised")):
-                out.append(f"{rec.kind}: speaks of over/underfitting, but the verdict is {verdict!r}")
-    epochs, per_epoch = epochs_of(manifest)
-    keep = next((r for r in recs if r.kind == "keep"), None)
-    for rec in recs:
-        if "n_epochs" not in rec.change or epochs is None:
-            continue
-        advised = rec.change["n_epochs"]
-        if verdict == "underfitting":
-            if advised <= epochs:
-                out.append(f"underfitting, yet {advised} epochs advised for a run of {epochs}")
-        elif keep is not None and keep.evidence.get("epoch") is not None and advised != keep.evidence["epoch"]:
-            out.append(f"epochs: {advised} advised, but the kept checkpoint is from epoch {keep.evidence['epoch']}")
-        elif advised > epochs:
-            out.append(f"more epochs ({advised}) advised without a confirmed underfitting")
-    return out

@@ -16,7 +16,8 @@ from ftutils.evaluate.candidates import (Candidate, TestExample, candidates_from
                                          load_examples, read_manifest)
 from ftutils.evaluate.classify import Classification, Prediction, classify
 from ftutils.evaluate.prompting import prompted
-from ftutils.evaluate.policy import Advice, Recommendation, advise, kept_name
+from ftutils.evaluate.advice import Advice, Recommendation
+from ftutils.evaluate.policy import advise, kept_name
 from ftutils.evaluate.scores import OUT_OF_SCOPE, bootstrap_ci, classification_metrics, compare_pair, confusion_frame
 
 TEXT_CHARS = 300  # enough of an input to recognise it in a report, short enough for evaluation.json

@@ -16,7 +16,7 @@ TRAIN, VALID, FULL = "#1f77b4", "#ff7f0e", "#d62728"
 
 
 def _smooth(values: pd.Series) -> np.ndarray:
-    from ftutils.train.diagnose import ema  # the same smoothing the diagnosis judges by
+    from ftutils.train.noise import ema  # the same smoothing the diagnosis judges by
 
     return ema(values.to_numpy(dtype=float))
 

@@ -24,7 +24,9 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from ftutils.train.epoch_table import best_checkpoint, by_epoch
 from ftutils.train.metrics import checkpoint_rows
+from ftutils.train.noise import ema, mean_interval, paired_difference
 
 CANT_TELL = "can't tell"
 # Thresholds of what a curve looks like, all relative so they hold for any loss scale.
@@ -36,8 +38,6 @@ STEEP_TAIL_DROP = 0.10    # training loss still fell 10 % over the last fifth of
 STEEP_TAIL_SHARE = 0.10   # ...and that was 10 % of the run's whole improvement (near zero loss,
                           # 0.05 -> 0.03 is a big relative drop but nothing left to learn)
 HIGH_FINAL_LOSS = 1.5     # nats per token; a fine-tuned chat model usually ends far below
-LEVEL = 0.95              # the intervals that decide whether a change clears its noise
-RESAMPLES = 2000
 
 
 @dataclass
@@ -89,26 +89,6 @@ class Diagnosis:
                 else f"<p>Lowest validation loss: the checkpoint at step {self.best_checkpoint_step}</p>")
         return (f"<div><p><b>Verdict: <span style='color:{colour}'>{html.escape(self.verdict)}</span></b></p>"
                 f"<ul>{items}</ul>" + best + f"<p><i>{html.escape(SMOOTHED_NOTE)}</i></p></div>")
-
-
-def ema(values, span: int | None = None) -> np.ndarray:
-    """Exponential moving average over about a tenth of the run (at least 2 points, so a
-    short run is not smoothed into lagging far behind its last steps)."""
-    series = pd.Series(values, dtype=float)
-    span = span or max(2, len(series.dropna()) // 10)
-    return series.ewm(span=span, adjust=True, ignore_na=True).mean().to_numpy()
-
-
-def _best_checkpoint(rows: list[dict], near_step: int | None) -> int | None:
-    """The checkpoint with the lowest validation loss; else the one nearest `near_step`."""
-    if not rows:
-        return near_step
-    scored = [r for r in rows if r["valid"] is not None and math.isfinite(float(r["valid"]))]
-    if scored:
-        return min(scored, key=lambda r: float(r["valid"]))["step"]
-    if near_step is None:
-        return rows[-1]["step"]
-    return min(rows, key=lambda r: abs(r["step"] - near_step))["step"]
 
 
 def _validation(df: pd.DataFrame):
@@ -205,23 +185,7 @@ class Curves:
                 f"(lowest {self.v_min:.3f} at step {self.step_min}), tracking the training loss."]
 
     def final_checkpoint(self) -> int | None:
-        return _best_checkpoint(self.rows, self.last_step) if self.rows else None
-
-
-def paired_difference(before: pd.Series, after: pd.Series, level: float = LEVEL, n_resamples: int = RESAMPLES,
-                      seed: int = 0) -> dict:
-    """Mean of `after - before` over the items both hold (Series indexed by item id), with a
-    paired percentile-bootstrap interval: resampling items keeps each item's two losses
-    together, so what the items share (some are simply hard) cancels out."""
-    joined = pd.concat({"a": before, "b": after}, axis=1, join="inner").dropna()
-    diff = (joined["b"] - joined["a"]).to_numpy(dtype=float)
-    if not len(diff):
-        return {"n": 0, "diff": math.nan, "ci": [math.nan, math.nan], "mean_from": math.nan, "mean_to": math.nan}
-    rng = np.random.default_rng(seed)
-    means = diff[rng.integers(0, len(diff), size=(n_resamples, len(diff)))].mean(axis=1)
-    tail = (1 - level) / 2 * 100
-    return {"n": int(len(diff)), "diff": float(diff.mean()), "ci": np.percentile(means, [tail, 100 - tail]).tolist(),
-            "mean_from": float(joined["a"].mean()), "mean_to": float(joined["b"].mean())}
+        return best_checkpoint(self.rows, self.last_step) if self.rows else None
 
 
 def _items_at(c: Curves, step: int) -> pd.Series | None:
@@ -250,20 +214,6 @@ def _said(cmp: dict) -> str:
             f"{cmp['diff']:+.3f}, 95% interval [{lo:+.3f}, {hi:+.3f}]")
 
 
-def steps_to_compare(checkpoints) -> list[int]:
-    """The checkpoint steps whose per-item validation losses a verdict can rest on: the lowest
-    validation loss (the one to keep) and the last, and the one before the last when those are
-    the same (is it still improving?). Scoring only these keeps the check cheap."""
-    rows = checkpoint_rows(checkpoints)
-    if not rows:
-        return []
-    best, last = _best_checkpoint(rows, None), rows[-1]["step"]
-    steps = {best, last}
-    if best == last and len(rows) > 1:
-        steps.add(rows[-2]["step"])
-    return sorted(int(s) for s in steps if s is not None)
-
-
 def unusable(c: Curves) -> Diagnosis | None:
     """No training loss, one that stopped being a number, rose, or stayed flat."""
     if not len(c.raw) or np.isnan(c.raw).all():
@@ -274,13 +224,13 @@ def unusable(c: Curves) -> Diagnosis | None:
         at = int(c.steps[bad.argmax()])
         return Diagnosis("unusable",
                          [f"Training loss stopped being a number (NaN or infinite) at step {at}: the run diverged."],
-                         _best_checkpoint([r for r in c.rows if r["step"] < at], None), cause="not_a_number")
+                         best_checkpoint([r for r in c.rows if r["step"] < at], None), cause="not_a_number")
     first, last = c.first, c.last
     if last > first * (1 + DIVERGE_RISE):
         return Diagnosis("unusable",
                          [f"The smoothed training loss rose from {first:.2f} to {last:.2f} by step {c.last_step}: "
                           "the model got worse at its own training data, which means the updates are too large."],
-                         _best_checkpoint(c.rows, int(c.steps[0])), cause="diverged")
+                         best_checkpoint(c.rows, int(c.steps[0])), cause="diverged")
     if c.n >= 3 and (first - last) < FLAT_DROP * max(first, 1e-9):
         return Diagnosis("unusable",
                          [f"The smoothed training loss stayed flat ({first:.2f} at the start, {last:.2f} at step {c.last_step}): "
@@ -300,7 +250,7 @@ def overfitting(c: Curves) -> Diagnosis | None:
     if not (v_last > v_min and step_min < OVERFIT_MIN_BEFORE * c.last_step and last < train_at_min):
         return None
     looks = v_last > v_min * (1 + OVERFIT_RISE)
-    best = _best_checkpoint(c.rows, step_min)
+    best = best_checkpoint(c.rows, step_min)
     last_valid_step = int(c.valid_steps[-1])
     shape = (f"The {c.valid_name} was lowest ({v_min:.3f}) at step {step_min} and {v_last:.3f} by step "
              f"{last_valid_step}, while the smoothed training loss kept falling ({train_at_min:.3f} to {last:.3f}).")
@@ -430,52 +380,3 @@ def diagnose(metrics_df: pd.DataFrame, checkpoints=None, n_epochs: int | None = 
 SMOOTHED_NOTE = ("Training losses quoted above are smoothed (an exponential moving average of the per-step values, "
                  "which are noisy); each validation loss says what it was measured on, and `by_epoch` gives the whole "
                  "validation file's loss at every epoch end.")
-
-
-def mean_interval(values, level: float = LEVEL, n_resamples: int = RESAMPLES, seed: int = 0) -> list[float]:
-    """Percentile-bootstrap interval of a mean: how far the mean of these items could move by chance."""
-    values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values)]
-    if not len(values):
-        return [math.nan, math.nan]
-    means = values[np.random.default_rng(seed).integers(0, len(values), size=(n_resamples, len(values)))].mean(axis=1)
-    tail = (1 - level) / 2 * 100
-    return np.percentile(means, [tail, 100 - tail]).tolist()
-
-
-def by_epoch(metrics_df: pd.DataFrame, item_losses: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per epoch end: the step, the validation loss measured on the whole validation
-    file there (not smoothed), the smoothed training loss at that step and, with per-item
-    validation losses, their mean with its 95% interval (`item_loss`, `_lo`, `_hi`)."""
-    columns = ["epoch", "step", "full_valid_loss", "train_loss_smoothed"]
-    if item_losses is not None and len(item_losses):
-        columns += ["item_loss", "item_loss_lo", "item_loss_hi"]
-    if "full_valid_loss" not in metrics_df or not len(metrics_df):
-        return pd.DataFrame(columns=columns)
-    df = metrics_df.sort_values("step").reset_index(drop=True)
-    smoothed = ema(df["train_loss"].to_numpy(dtype=float)) if "train_loss" in df else np.full(len(df), np.nan)
-    ends = df.index[df["full_valid_loss"].notna()]
-    table = pd.DataFrame({"epoch": range(1, len(ends) + 1), "step": df.loc[ends, "step"].astype(int).to_numpy(),
-                          "full_valid_loss": df.loc[ends, "full_valid_loss"].to_numpy(dtype=float),
-                          "train_loss_smoothed": smoothed[ends]})
-    if "item_loss" in columns:
-        per_step = {int(k): g["loss"].to_numpy(dtype=float) for k, g in item_losses.groupby("step")}
-        stats = [(float(np.mean(per_step[s])), *mean_interval(per_step[s])) if s in per_step else (math.nan,) * 3
-                 for s in table["step"]]
-        table["item_loss"], table["item_loss_lo"], table["item_loss_hi"] = zip(*stats) if stats else ([], [], [])
-    return table[columns]
-
-
-def lowest_epoch(table: pd.DataFrame) -> str:
-    """Which epoch had the lowest validation loss, in a sentence with the numbers."""
-    if not len(table):
-        return "No validation loss was measured at an epoch end (no validation file?)."
-    best = table.loc[table["full_valid_loss"].idxmin()]
-    first, last = table.iloc[0], table.iloc[-1]
-    text = (f"Validation loss (whole validation file, not smoothed) was lowest after epoch {int(best.epoch)} "
-            f"(step {int(best.step)}): {best.full_valid_loss:.3f}, from {first.full_valid_loss:.3f} after epoch 1")
-    if int(best.epoch) < int(last.epoch):
-        return text + (f"; it was {last.full_valid_loss:.3f} after epoch {int(last.epoch)}, while the "
-                       f"smoothed training loss fell from {best.train_loss_smoothed:.3f} to "
-                       f"{last.train_loss_smoothed:.3f}. Whether that change is more than noise is the diagnosis's question.")
-    return text + ", and it was still falling at the end."

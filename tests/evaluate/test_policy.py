@@ -12,7 +12,9 @@ import pytest
 from ftutils.evaluate import policy
 from ftutils.evaluate.candidates import Candidate, TestExample
 from ftutils.evaluate.classify import Classification, Prediction
-from ftutils.evaluate.policy import Advice, Recommendation, advise, violations
+from ftutils.evaluate.advice import Advice, Recommendation
+from ftutils.evaluate.policy import advise
+from ftutils.evaluate.policy_rules import violations
 from ftutils.evaluate.scores import OUT_OF_SCOPE
 from ftutils.evaluate.suite import CandidateResult, Evaluation, score_classification
 

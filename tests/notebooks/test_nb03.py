@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ftutils.evaluate.policy import violations
+from ftutils.evaluate.policy_rules import violations
 from ftutils.train.runs import read_manifest
 from tests.conftest import TEST_KEY
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from ftutils.evaluate.candidates import load_examples
-from ftutils.evaluate.policy import Advice, Recommendation, violations
+from ftutils.evaluate.advice import Advice, Recommendation
+from ftutils.evaluate.policy_rules import violations
 from ftutils.train.runs import read_manifest
 
 pytestmark = pytest.mark.slow

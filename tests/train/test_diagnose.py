@@ -162,7 +162,7 @@ def test_no_metrics():
 def test_by_epoch_reads_the_full_validation_loss_at_epoch_ends_and_names_the_lowest():
     import pandas as pd
 
-    from ftutils.train.diagnose import by_epoch, lowest_epoch
+    from ftutils.train.epoch_table import by_epoch, lowest_epoch
 
     steps = list(range(1, 31))
     full = {10: 0.8, 20: 0.3, 30: 0.5}
