@@ -5,7 +5,9 @@
 # outputs copied into the committed notebooks, the README's screenshots regenerated, and the
 # README told which commit the outputs come from. Then look at every notebook and image, and commit.
 #
-#     bash scripts/canonical.sh     # runs/demo, runs/demo-2, docs/images/*.png, README.md
+#     bash scripts/canonical.sh     # refreshes notebooks/*.ipynb (outputs), docs/images/*.png, README.md
+#                                   # (the runs themselves stay in runs/demo, runs/demo-2)
+#     flock /tmp/ftutils-cpu.lock bash scripts/canonical.sh   # on a machine shared with other heavy runs
 #
 # FTUTILS_DATA_DIR, if set, must name a folder that does not exist yet (or is empty); by default
 # a new one, ~/.ftutils/canonical-<commit>, which the connection table shows as such.
@@ -41,4 +43,5 @@ if n != 1:
     raise SystemExit("README.md: the <!-- canonical-run --> markers are missing")
 readme.write_text(new)
 PY
-echo "canonical outputs from $commit: look at notebooks/*.ipynb and docs/images/*.png, then commit them"
+echo "canonical outputs from $commit, refreshed (look at each, then commit them):"
+git status --short -- notebooks docs/images README.md
