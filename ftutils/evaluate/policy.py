@@ -123,7 +123,8 @@ def _keep(manifest: dict, evaluation: dict | None) -> list[Recommendation]:
     if name == "fine-tuned":
         where = f"the final model (step {step}" + (f", epoch {epoch})" if epoch else ")")
     loss = row.get("full_valid_loss")
-    said = f"Keep {where}: it has the lowest validation loss" + (f", {loss:.3f}" if loss is not None else "")
+    said = (f"Keep {where}: it has the lowest validation loss on the whole validation file"
+            + (f", {loss:.3f}" if loss is not None else ""))
     number, interval, basis = loss, None, "validation loss (the service's, whole file) of the kept checkpoint"
     if row.get("item_loss") is not None and finite([row.get("item_loss_lo"), row.get("item_loss_hi")]):
         number, interval = row["item_loss"], [row["item_loss_lo"], row["item_loss_hi"]]
@@ -260,6 +261,13 @@ def _epochs(manifest: dict) -> list[Recommendation]:
     said = (f"{cmp['diff']:+.3f} per {'batch' if on_batches else 'item'}, 95% interval {_signed_ci(cmp['ci'])}, on "
             f"{cmp['n']} {'training batches' if on_batches else 'validation items'}" if cmp else "")
     lo, hi = cmp.get("ci") or (None, None)
+    row = _epoch_row(manifest, step)
+    if not cmp and row.get("item_loss") is not None and finite([row.get("item_loss_lo"), row.get("item_loss_hi")]):
+        # No paired comparison (e.g. a verdict that could not be checked): the advice rests on the
+        # kept checkpoint's own validation items, with their interval.
+        number, interval = row["item_loss"], [row["item_loss_lo"], row["item_loss_hi"]]
+        basis = "mean validation answer loss at the kept checkpoint"
+        said = f"{number:.3f} per item at the kept checkpoint, 95% interval {_ci(interval)}"
     if verdict == "underfitting":
         more = min(50, math.ceil(epochs * 1.5))
         return [Recommendation("epochs", f"Train {more} epochs instead of {epochs}: the loss was still falling at the end, "
@@ -277,7 +285,7 @@ def _epochs(manifest: dict) -> list[Recommendation]:
             why = (f"what the later epochs changed is within noise ({said}), so they bought nothing that validation "
                    "can see")
         else:
-            why = ("the later epochs did not lower the validation loss (no per-item losses here to say whether their "
+            why = ("the later epochs did not lower the validation loss (no paired per-item comparison here to say whether their "
                    "change is more than noise)")
         return [Recommendation("epochs", f"Train {kept_epoch} epoch{'s' if kept_epoch > 1 else ''} instead of {epochs}, as "
                                f"many as the kept checkpoint had: {why}. The same model as far as validation tells, "
@@ -287,8 +295,10 @@ def _epochs(manifest: dict) -> list[Recommendation]:
         tail = f", and it still improved on the one before beyond noise ({said}): fewer would lose that"
     elif cmp:
         tail = f", and the change it made is within noise ({said}): more epochs are not shown to help"
+    elif verdict == "can't tell" and diagnosis.get("looks_like") == "underfitting":  # diagnose.CANT_TELL
+        tail = f" ({said}); whether more epochs would help, the numbers can't tell (the diagnosis says why)" if said else ""
     else:
-        tail = ""
+        tail = f" ({said})" if said else ""
     return [Recommendation("epochs", f"Keep {epochs} epochs: the last one has the lowest validation loss{tail}.",
                            number, interval, basis, {}, {"verdict": verdict})]
 

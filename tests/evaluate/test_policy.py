@@ -195,9 +195,19 @@ def test_a_good_run_still_says_what_its_epochs_rest_on():
     epochs = kinds(advise(last))["epochs"]
     assert epochs.change == {} and "still improved on the one before beyond noise (-0.200 per item" in epochs.message
     assert violations(advise(last), last) == []
-    # Without a comparison there is no number to rest on, and the rules say so.
+    # Without a comparison the advice rests on the kept checkpoint's own validation items, with their
+    # interval (the tiny test model's "can't tell" run, whose tail could not be checked, is such a case).
+    alone = diagnosis("can't tell", best=40, looks_like="underfitting")
+    alone["diagnosis"]["comparison"] = None
+    epochs = kinds(advise(alone))["epochs"]
+    assert epochs.change == {} and epochs.number == 0.2 and epochs.interval == [0.1, 0.3]
+    assert "0.200 per item at the kept checkpoint, 95% interval [0.100, 0.300]" in epochs.message
+    assert "the numbers can't tell" in epochs.message and violations(advise(alone), alone) == []
+    # Without per-item losses either there is no number to rest on, and the rules say so.
     bare = diagnosis("good", best=20, looks_like=None)
     bare["diagnosis"]["comparison"] = None
+    for row in bare["diagnosis"]["epochs"]:
+        row.update(item_loss=None, item_loss_lo=None, item_loss_hi=None)
     assert "epochs: no number with a finite interval" in violations(advise(bare), bare)
 
 

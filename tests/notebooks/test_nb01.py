@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from tests.conftest import TEST_KEY
@@ -18,7 +19,7 @@ def test_local_backend(notebook_run, monkeypatch):
     assert len(check["models"]) >= 2 and values["base_model"] == "tiny-smollm2"
     assert {"smollm2-135m-instruct", "tiny-smollm2"} <= set(check["fine_tunable"])
     # The pretrained model answered the three questions (its own words, whatever they are).
-    book = json.loads(Path(values["_executed"]).read_text())
+    book = nbformat.read(values["_executed"], as_version=4)  # sources and texts as strings
     [asked] = [c for c in book["cells"] if "chat.completions.create" in "".join(c["source"])]
     printed = "".join(o.get("text", "") for o in asked["outputs"] if o["output_type"] == "stream")
     assert printed.count("tiny-smollm2: ") == 3 and "the task: my card got declined at the store" in printed

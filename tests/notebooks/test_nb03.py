@@ -4,6 +4,7 @@ from the fine-tuned model and the run manifest."""
 import json
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from ftutils.evaluate.policy_rules import violations
@@ -47,7 +48,7 @@ def test_train_tiny(notebook_run, monkeypatch):
     assert len(values["samples"]) == 3
     assert TEST_KEY not in (run_dir / "run.json").read_text()
 
-    book = json.loads(Path(values["_executed"]).read_text())
+    book = nbformat.read(values["_executed"], as_version=4)  # sources and texts as strings
     sources = ["".join(c["source"]) for c in book["cells"]]
     assert any("conn.client.files.create(" in s for s in sources)
     assert any("conn.client.fine_tuning.jobs.create(" in s for s in sources)

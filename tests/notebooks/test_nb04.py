@@ -4,6 +4,7 @@ evaluated on the same test items, the kept model paired against the alternatives
 import json
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from ftutils.evaluate.candidates import load_examples
@@ -49,7 +50,7 @@ def test_evaluate_tiny(notebook_run, monkeypatch):
     report = (run_dir / "report.md").read_text()
     assert manifest["fine_tuned_model"] in report and "## Recommendations" in report and "**Next run:**" in report
 
-    book = json.loads(Path(values["_executed"]).read_text())
+    book = nbformat.read(values["_executed"], as_version=4)  # sources and texts as strings
     sources = ["".join(c["source"]) for c in book["cells"]]
     assert any("conn.client.chat.completions.create(" in s and "logprobs=True" in s for s in sources)
     outputs = [o for c in book["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]

@@ -1,9 +1,9 @@
 """05_iterate run by papermill after 01 -> 04 on the tiny model: it reads the first run's
 next_run, builds the second run's data from the first run's files (no second 02_prepare),
 runs 03 -> 04 into a second folder, and compares the two runs on what they share."""
-import json
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from ftutils.data.load import read_jsonl
@@ -44,7 +44,7 @@ def test_iterate_tiny(notebook_run, monkeypatch):
     assert isinstance(pair["significant"], bool) and 0 <= pair["mcnemar"]["p_value"] <= 1
     assert pair["out_of_scope"]["n"] > 0
 
-    book = json.loads(Path(values["_executed"]).read_text())
+    book = nbformat.read(values["_executed"], as_version=4)  # sources and texts as strings
     outputs = [o for c in book["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o["output_type"] == "error"]
     assert sum("image/png" in o.get("data", {}) for o in outputs) == 1  # the runs compared

@@ -4,8 +4,8 @@ prompts answered before and after, every answer whole. 06 needs nothing from the
 before it, so it runs on its own (on the session's server)."""
 import json
 import math
-from pathlib import Path
 
+import nbformat
 import pytest
 
 from tests.conftest import TEST_KEY
@@ -37,7 +37,7 @@ def test_preference_tiny(notebook_run, monkeypatch):
     assert len(values["answers"]) == params["n_validation"]
     assert list(values["answers"][0]) == ["user", "preferred", "non_preferred", "base model", "after DPO"]
 
-    book = json.loads(Path(values["_executed"]).read_text())
+    book = nbformat.read(values["_executed"], as_version=4)  # sources and texts as strings
     outputs = [o for c in book["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o["output_type"] == "error"]
     # DPO's own figure (the monitor's), not the supervised diagnosis.
