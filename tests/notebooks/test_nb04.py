@@ -57,4 +57,5 @@ def test_evaluate_tiny(notebook_run, monkeypatch):
     assert not [o for o in outputs if o["output_type"] == "error"]
     # Out-of-scope counts, per-class F1 and the epochs as PNGs; the confusion matrix once, as the widget's table.
     assert sum("image/png" in o.get("data", {}) for o in outputs) == 3
-    assert sum("confusion" in s.lower() and "ConfusionWidget" in s for s in sources) == 1
+    assert sum("ConfusionWidget.from_evaluation(" in s for s in sources) == 1
+    assert not any("plot_confusion" in s for s in sources)
