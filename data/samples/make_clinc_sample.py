@@ -27,7 +27,7 @@ OUT = Path(__file__).with_name("clinc150_subset.csv")
 SEED = 150
 # Card and account troubles from CLINC's `banking` and `credit_cards` domains: people say
 # "block", "lost", "stolen", "new card" and "declined" across several of them, so the words
-# alone do not give the intent away (TF-IDF + logistic regression on 20 per intent: ~0.84).
+# alone do not give the intent away (the TF-IDF baseline's figures: data/samples/README.md).
 INTENTS = ("account_blocked", "card_declined", "damaged_card", "freeze_account", "new_card",
            "replacement_card_duration", "report_fraud", "report_lost_card")
 OUT_OF_SCOPE = "out_of_scope"  # CLINC's "oos", spelt out so the label explains itself

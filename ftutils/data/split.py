@@ -28,6 +28,11 @@ class Split(tuple):
     validation = property(lambda self: self[1])
     test = property(lambda self: self[2])
 
+    def to_dict(self) -> dict:
+        """Sizes and how it was made (what a run records)."""
+        return {"train": len(self[0]), "validation": len(self[1]), "test": len(self[2]),
+                "stratified": self.stratified, "grouped": self.grouped, "note": self.note}
+
     def __repr__(self) -> str:
         how = "stratified" if self.stratified else "random"
         how += ", similar examples kept together" if self.grouped else ""
@@ -140,3 +145,38 @@ def split_dataset(examples, label_key: str = "label", validation: float = 0.15, 
     if note:
         note = f"random split (not stratified): {note}"
     return Split(pick(train_idx), pick(val_idx), pick(test_idx), stratified, note)
+
+
+def add_pool(train: list, validation: list, pool: list, seed: int = 42, label_key: str = "label") -> tuple[list, list]:
+    """`pool` (rows set aside for a later run, e.g. out-of-scope queries) joined to train and
+    validation in the proportion those two already have, stratified and seeded: 02_prepare's
+    `train_out_of_scope=True`, and 05_iterate's second run from the first run's files."""
+    if not pool:
+        return list(train), list(validation)
+    share = len(validation) / max(len(train) + len(validation), 1)
+    pool_train, pool_validation, _ = split_dataset(pool, label_key=label_key, validation=share, test=0.0, seed=seed)
+    return list(train) + list(pool_train), list(validation) + list(pool_validation)
+
+
+def with_pool(first_data, second_data, seed: int = 42) -> dict:
+    """A second run's data folder from a first run's: the same test file (byte for byte, so the
+    two runs are tested on the same items) and the first run's train and validation files with
+    its `pool.jsonl` added by `add_pool`. Returns {"train", "validation", "test"}: paths."""
+    import shutil
+    from pathlib import Path
+
+    from ftutils.data.convert import write_jsonl
+    from ftutils.data.load import read_jsonl
+
+    first, second = Path(first_data), Path(second_data)
+    pool_path = first / "pool.jsonl"
+    if not pool_path.is_file():
+        raise FileNotFoundError(f"{pool_path}: the first run set no pool aside (02_prepare writes it)")
+    train, validation = add_pool(read_jsonl(first / "train.jsonl"), read_jsonl(first / "validation.jsonl"),
+                                 read_jsonl(pool_path), seed)
+    second.mkdir(parents=True, exist_ok=True)
+    paths = {"train": write_jsonl(train, second / "train.jsonl"),
+             "validation": write_jsonl(validation, second / "validation.jsonl"),
+             "test": second / "test.jsonl"}
+    shutil.copyfile(first / "test.jsonl", paths["test"])
+    return paths

@@ -43,9 +43,11 @@ def prompted_name(shots: int) -> str:
 
 
 def candidates_from_manifest(manifest: dict, include_checkpoints: bool = True,
-                             include_baseline: bool = True, prompted_shots: tuple = ()) -> list[Candidate]:
+                             include_baseline: bool = True, prompted_shots: tuple = (),
+                             keep_step: int | None = None) -> list[Candidate]:
     """Base model, the base prompted with each of `prompted_shots` (0: zero-shot, k: k shots),
-    fine-tuned model, each checkpoint (oldest first) and the TF-IDF baseline.
+    fine-tuned model, each checkpoint (oldest first; without `include_checkpoints`, only the
+    one at `keep_step`, the checkpoint kept by validation) and the TF-IDF baseline.
 
     Reads defensively: a manifest without a fine-tuned model (a failed or running job) still
     yields the base model and the baseline, so the notebook can say what it can."""
@@ -61,13 +63,13 @@ def candidates_from_manifest(manifest: dict, include_checkpoints: bool = True,
     final_step = int(final_step) if final and final_step is not None else None
     if final:
         out.append(Candidate("fine-tuned", final, "fine_tuned", final_step))
-    if include_checkpoints:
-        for ckpt in checkpoints:
-            # The last checkpoint holds the final model's weights under another id: evaluating
-            # it again would only cost another model load and give the same answers.
-            if ckpt["model"] == final or (final_step is not None and _step_of(ckpt) == final_step):
-                continue
-            step = _step_of(ckpt)
+    for ckpt in checkpoints:
+        # The last checkpoint holds the final model's weights under another id: evaluating
+        # it again would only cost another model load and give the same answers.
+        if ckpt["model"] == final or (final_step is not None and _step_of(ckpt) == final_step):
+            continue
+        step = _step_of(ckpt)
+        if include_checkpoints or (keep_step is not None and step == keep_step):
             out.append(Candidate(f"step-{step}", ckpt["model"], "checkpoint", step))
     if include_baseline:
         out.append(Candidate(BASELINE_NAME, BASELINE_NAME, "baseline"))

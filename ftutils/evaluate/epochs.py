@@ -38,31 +38,48 @@ def epoch_table(evaluation) -> pd.DataFrame:
                                        "test_macro_f1_hi", "test_accuracy"])
 
 
-def verdict(table: pd.DataFrame) -> str:
-    """Whether the test set confirms the epoch the validation loss chose, with the numbers."""
+def verdict(table: pd.DataFrame, evaluation=None) -> str:
+    """What the test set says of the epoch kept by validation (the lowest validation loss), with
+    the numbers, and no more: a difference between two epochs counts only as the paired test
+    between them says (`evaluation.paired`, the kept checkpoint against the final model)."""
+    from ftutils.evaluate.policy import significant
+
     scored = table.dropna(subset=["valid_loss", "test_macro_f1"])
     if len(scored) < 2:
         return "Fewer than two checkpoints with a validation loss were scored: nothing to compare."
-    by_valid = scored.loc[scored["valid_loss"].idxmin()]
+    kept = scored.loc[scored["valid_loss"].idxmin()]
     by_test = scored.loc[scored["test_macro_f1"].idxmax()]
     first, last = scored.iloc[0], scored.iloc[-1]
+
     def at(r):
         return f"epoch {int(r.epoch)} (step {int(r.step)})"
-    lines = [f"Validation loss was lowest after {at(by_valid)}: {by_valid.valid_loss:.3f}, test macro F1 "
-             f"{by_valid.test_macro_f1:.3f} [{by_valid.test_macro_f1_lo:.3f}, {by_valid.test_macro_f1_hi:.3f}]."]
-    if int(by_test.step) == int(by_valid.step):
-        lines.append("The test set agrees: no other epoch scored a higher macro F1.")
+
+    def ci(r):
+        return f"[{r.test_macro_f1_lo:.3f}, {r.test_macro_f1_hi:.3f}]"
+
+    lines = [f"Validation keeps {at(kept)}, the lowest validation loss ({kept.valid_loss:.3f}); on the test set it "
+             f"scores macro F1 {kept.test_macro_f1:.3f} {ci(kept)}."]
+    if int(by_test.step) == int(kept.step):
+        lines.append("No other epoch scored higher on the test set.")
     else:
-        inside = by_valid.test_macro_f1_lo <= by_test.test_macro_f1 <= by_valid.test_macro_f1_hi
-        lines.append(f"The test set's best was {at(by_test)} with {by_test.test_macro_f1:.3f}, "
-                     + ("inside the chosen epoch's interval: the two are not distinguishable on this test set, "
-                        "so the choice stands." if inside else
-                        "outside the chosen epoch's interval: on this data the validation loss picked the wrong epoch."))
-    if int(first.step) != int(by_valid.step):
-        lines.append(f"After epoch 1 the model was still underfit: test macro F1 {first.test_macro_f1:.3f}, "
-                     f"validation loss {first.valid_loss:.3f}.")
-    if int(last.step) != int(by_valid.step):
-        change = "fell" if last.test_macro_f1 < by_valid.test_macro_f1 else "did not fall"
-        lines.append(f"By the last epoch ({int(last.epoch)}) validation loss had risen to {last.valid_loss:.3f} "
-                     f"(overfitting) and test macro F1 {change}: {last.test_macro_f1:.3f}.")
+        pair = None
+        if evaluation is not None and int(by_test.step) == int(last.step):
+            pair = next((p for p in evaluation.paired if p["a"] == "fine-tuned" and p["b"] == kept.candidate), None)
+        if pair is not None:
+            m, b = pair["mcnemar"], pair["bootstrap"]
+            lo, hi = b["macro_f1_diff_ci"]
+            tells = "tells them apart" if significant(pair) else "cannot tell them apart"
+            lines.append(f"The highest test score is {at(by_test)}'s, {by_test.test_macro_f1:.3f}; paired on the same "
+                         f"items the test set {tells} (McNemar p={m['p_value']:.2g}, kept minus final "
+                         f"{b['macro_f1_diff']:+.3f} [{lo:+.3f}, {hi:+.3f}]).")
+        else:
+            inside = kept.test_macro_f1_lo <= by_test.test_macro_f1 <= kept.test_macro_f1_hi
+            lines.append(f"The highest test score is {at(by_test)}'s, {by_test.test_macro_f1:.3f}, "
+                         + ("inside the kept epoch's interval." if inside else "outside the kept epoch's interval."))
+        lines.append("Either way the choice stays with validation: picking the epoch by its test score would make that "
+                     "score optimistic, and the test set is what is left to measure it.")
+    if int(first.step) != int(kept.step):
+        below = first.test_macro_f1_hi < kept.test_macro_f1_lo
+        lines.append(f"After epoch 1 the test macro F1 was {first.test_macro_f1:.3f} {ci(first)}"
+                     + (", its whole interval below the kept epoch's: one epoch was not enough." if below else "."))
     return " ".join(lines)

@@ -6,7 +6,6 @@ import json
 import math
 from pathlib import Path
 
-from ftutils.evaluate.recommend import best_candidate
 
 
 def _as_dict(results) -> dict:
@@ -63,14 +62,22 @@ def render_markdown(evaluation: dict, manifest: dict | None = None) -> str:
         ["label", "support", *[c["name"] for c in cands]],
         [[lab, cands[0]["metrics"]["per_class"][lab]["support"], *[c["metrics"]["per_class"][lab]["f1"] for c in cands]]
          for lab in labels] if cands else []), ""]
-    chosen = best_candidate(evaluation, ("fine_tuned", "checkpoint")) or best_candidate(evaluation)
+    chosen = next((c for c in cands if c["name"] == evaluation.get("kept")), None)
     if chosen:
         conf = chosen["metrics"]["confusion"]
         out += [f"## Confusion matrix of {chosen['name']} (rows: true, columns: predicted)", "",
                 markdown_table(["true \\ predicted", *conf["columns"]],
                                [[lab, *row] for lab, row in zip(conf["labels"], conf["matrix"])]), ""]
+    ceiling = evaluation.get("ceiling") or {}
+    if ceiling.get("untrained"):
+        untrained = ", ".join(f"{lab} ({n})" for lab, n in ceiling["untrained"].items())
+        out += [f"Test items of classes the training split never shows: {untrained}. A model that answers only the "
+                f"trained labels reaches at most accuracy {ceiling['accuracy']:.3f} and macro F1 {ceiling['macro_f1']:.3f} "
+                "here.", ""]
     out += ["## Recommendations", ""]
     out += [f"{i}. {r['message']}" for i, r in enumerate(evaluation.get("recommendations", []), 1)] or ["None."]
+    proposal = evaluation.get("next_run") or {}
+    out += ["", f"**Next run:** {proposal.get('params') or 'no change'}"]
     return "\n".join(out) + "\n"
 
 

@@ -8,6 +8,8 @@ matrix, so a model cannot look good by refusing to answer.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 from scipy.stats import binomtest
@@ -183,6 +185,34 @@ def compare_pair(a, b, labels: list[str], name_a: str, name_b: str, n_resamples:
     """Both paired tests of `b` against `a`, labelled, for the report and recommendations."""
     return {"a": name_a, "b": name_b, "mcnemar": mcnemar_exact(a, b),
             "bootstrap": paired_bootstrap(a, b, labels, n_resamples, seed)}
+
+
+def out_of_scope_pair(a, b) -> dict | None:
+    """The out-of-scope items of two prediction tables, paired by id: how many each model alone
+    forced into an intent, and McNemar's exact p on those. None when there are none."""
+    fa, fb = as_frame(a), as_frame(b)
+    forced = lambda f: {i: p not in (OUT_OF_SCOPE, UNPARSEABLE)  # noqa: E731
+                        for i, lab, p in zip(f["id"], f["label"], f["pred"]) if lab == OUT_OF_SCOPE}
+    xa, xb = forced(fa), forced(fb)
+    ids = sorted(set(xa) & set(xb))
+    if not ids:
+        return None
+    only_a, only_b = sum(xa[i] and not xb[i] for i in ids), sum(xb[i] and not xa[i] for i in ids)
+    n = only_a + only_b
+    return {"n": len(ids), "forced_a": sum(xa[i] for i in ids), "forced_b": sum(xb[i] for i in ids),
+            "only_a_forced": only_a, "only_b_forced": only_b,
+            "p_value": float(binomtest(min(only_a, only_b), n, 0.5).pvalue) if n else 1.0}
+
+
+def wilson(k: int, n: int, z: float = 1.959964) -> list[float]:
+    """Wilson score interval (95%) of a proportion k/n: unlike k/n +- 2 standard errors it stays
+    inside [0, 1] and is not zero-width at 0 of n or n of n."""
+    if not n:
+        return [math.nan, math.nan]
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [max(0.0, centre - half), min(1.0, centre + half)]
 
 
 def top_confusions(metrics: dict, k: int = 3, min_count: int = 1) -> list[tuple[str, str, int]]:

@@ -91,11 +91,13 @@ def plot_out_of_scope(forced: dict, title: str = "Out-of-scope messages forced i
 
 
 def plot_checkpoints(checkpoints: pd.DataFrame, reference: dict | None = None,
-                     title: str = "Test scores by training step", valid_loss: dict | None = None) -> Figure:
+                     title: str = "Test scores by training step", valid_loss: dict | None = None,
+                     kept_step: int | None = None) -> Figure:
     """Macro F1 and accuracy on the test set against step with their confidence intervals
     (Evaluation.checkpoints()), each point in its candidate's colour; `reference` draws flat
     lines, e.g. {"base": 0.31, "tfidf-logreg": 0.8}; `valid_loss` ({step: loss}) the
-    validation loss on a second axis, to see whether it picks the step the test set prefers."""
+    validation loss on a second axis, to see whether it picks the step the test set prefers;
+    `kept_step` marks the checkpoint kept by validation."""
     fig = Figure(figsize=(8, 4.0), layout="constrained")
     ax = fig.add_subplot()
     frame = checkpoints.sort_values("step")
@@ -115,6 +117,8 @@ def plot_checkpoints(checkpoints: pd.DataFrame, reference: dict | None = None,
                             color="#444444", alpha=0.12, label="macro F1 95% CI")
     for name, value in (reference or {}).items():
         ax.axhline(value, linestyle="--", linewidth=1.2, color=palette[name], label=f"{name} (macro F1)")
+    if kept_step is not None:
+        ax.axvline(kept_step, linestyle="--", linewidth=1.5, color="#2ca02c", label=f"kept by validation (step {kept_step})")
     ax.set_xlabel("training step (one point per epoch's checkpoint; the last is the final model)")
     ax.set_ylabel("test score")
     ax.set_ylim(0, 1.05)
@@ -130,8 +134,8 @@ def plot_checkpoints(checkpoints: pd.DataFrame, reference: dict | None = None,
     return fig
 
 
-RUN_METRICS = {"ft_macro_f1": ("fine-tuned", "fine-tuned macro F1", None),
-               "ft_accuracy": ("fine-tuned", "fine-tuned accuracy", "..."),
+RUN_METRICS = {"ft_macro_f1": ("fine-tuned", "kept fine-tune macro F1", None),
+               "ft_accuracy": ("fine-tuned", "kept fine-tune accuracy", "..."),
                "baseline_macro_f1": ("tfidf-logreg", "tfidf-logreg macro F1", None),
                "base_macro_f1": ("base", "base macro F1", None)}
 

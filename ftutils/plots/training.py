@@ -16,7 +16,7 @@ TRAIN, VALID, FULL = "#1f77b4", "#ff7f0e", "#d62728"
 
 
 def _smooth(values: pd.Series) -> np.ndarray:
-    from ftutils.train.diagnose import ema  # the same smoothing the diagnosis judges by
+    from ftutils.train.noise import ema  # the same smoothing the diagnosis judges by
 
     return ema(values.to_numpy(dtype=float))
 
@@ -61,7 +61,66 @@ def loss_curves(metrics_df: pd.DataFrame, checkpoints=None, diagnosis=None) -> F
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
     if diagnosis is not None:
-        fig.suptitle(f"Diagnosis: {diagnosis.verdict}")
+        fig.suptitle(diagnosis.title() if hasattr(diagnosis, "title") else f"Diagnosis: {diagnosis.verdict}")
+    return fig
+
+
+def lora_update(sizes: pd.DataFrame, title: str = "How far LoRA moved each weight") -> Figure:
+    """The relative size of each adapted weight's update, ||(alpha/r) BA|| / ||W|| (from
+    `ftutils.train.lora_update.update_sizes`), by layer, one line per kind of projection."""
+    fig = Figure(figsize=(8, 3.6), layout="constrained")
+    ax = fig.add_subplot()
+    rel = sizes.dropna(subset=["relative"])
+    for module, group in rel.groupby("module"):
+        ax.plot(group["layer"], 100 * group["relative"], "o-", markersize=3, linewidth=1, label=module)
+    if not len(rel):
+        ax.text(0.5, 0.5, "base weights not on disk: no ||W|| to compare with", ha="center", va="center",
+                transform=ax.transAxes, color="grey")
+    ax.set(xlabel="layer", ylabel="||update|| / ||W|| (%)", title=title)
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    if len(rel):
+        ax.legend(fontsize=8, ncols=4)
+    return fig
+
+
+def dpo_curves(metrics_df: pd.DataFrame, beta: float | None = None) -> Figure:
+    """What a DPO job reports, by step: its loss against ln 2 (where every pair starts), the
+    reward margin (beta times how much more the model now prefers the chosen reply over the
+    rejected one than the reference did) and the reward accuracy (the share of pairs where the
+    chosen reply is preferred more than by the reference). Training values per batch, the
+    held-out pairs (whole validation file) as squares."""
+    import math
+
+    fig = Figure(figsize=(12, 3.8), layout="constrained")
+    axes = fig.subplots(1, 3)
+    df = metrics_df.sort_values("step") if len(metrics_df) else metrics_df
+    panels = (("loss", "DPO loss (nats)", "Loss"), ("reward_margin", "beta x margin", "Reward margin: chosen vs rejected"),
+              ("reward_accuracy", "share of pairs", "Reward accuracy: chosen preferred"))
+    for ax, (metric, ylabel, title) in zip(axes, panels):
+        drawn = False
+        for prefix, colour, style, label in (("train_", TRAIN, "-", "training (batch)"),
+                                             ("full_valid_", FULL, "s-", "held-out pairs")):
+            column = prefix + metric
+            if column in df and df[column].notna().any():
+                points = df[["step", column]].dropna()
+                ax.plot(points["step"], points[column], style, color=colour, markersize=5, label=label)
+                drawn = True
+        if metric == "loss":
+            ax.axhline(math.log(2), color="grey", linestyle=":", label="ln 2: the model is still the reference")
+        if metric == "reward_margin":
+            ax.axhline(0, color="grey", linestyle=":", linewidth=0.8)
+        if metric == "reward_accuracy":
+            ax.set_ylim(-0.02, 1.02)
+        if not drawn:
+            ax.text(0.5, 0.5, "not reported by this service", ha="center", va="center", transform=ax.transAxes,
+                    color="grey")
+        ax.set(xlabel="step", ylabel=ylabel, title=title)
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:  # accuracy climbs to 1: its legend goes below the curves
+            ax.legend(fontsize=8, loc="lower right" if metric == "reward_accuracy" else "best")
+    if beta is not None:
+        fig.suptitle(f"DPO, beta = {beta}")
     return fig
 
 

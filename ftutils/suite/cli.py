@@ -75,7 +75,7 @@ def sweep_runs(name: str, sweep: str | None, params: dict) -> list[tuple[str, di
 
 
 def next_run(root: Path, run_dir: Path) -> dict | None:
-    """What the run's evaluation recommends running next: {"params": {...}, "why": [...], "later": [...]}."""
+    """What the run's evaluation advises running next: {"params": {...}, "why": [...]} (the advice policy's next run)."""
     path = root / run_dir / "evaluation.json"
     if not path.is_file():
         return None
@@ -116,8 +116,6 @@ def run(args) -> int:
             print(f"[{name}] next run, as its evaluation recommends: {proposal['params']}", flush=True)
             for why in proposal.get("why", []):
                 print(f"    because {why}", flush=True)
-            for why in proposal.get("later", []):
-                print(f"    later: {why}", flush=True)
             run_notebooks(root, nb_dir, Path("runs") / f"{name}-2", ONE_RUN, {**params, **proposal["params"]},
                           client=getattr(connection, "client", None))
     return 0

@@ -6,6 +6,8 @@ line, and, while a fine-tuning job started by this notebook is going, the job's 
 and its last losses (read through the API, as the notebook's own monitor does):
 
     [demo/03_train] cell 9/14 (40s): monitor = JobMonitor(conn.client, job.id).start() · ftjob-… running, step 12/40, train loss 1.234 (last batch)
+
+A line that would say nothing new (the same job step as the last line) is not printed.
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ class CellProgress:
         if parameters and any("parameters" in c.metadata.get("tags", []) for c in cells):
             self.n_code += 1  # papermill's injected-parameters cell
         self.index, self.head, self.cell_started = 0, "", None
+        self._last_job = None  # what the last line said of the job, so a line with nothing new is skipped
         self.started = time.time()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._tick, name=f"progress-{label}", daemon=True)
@@ -57,13 +60,18 @@ class CellProgress:
             if self.cell_started is None or time.monotonic() - self.cell_started < self.every:
                 continue
             line = self.line()
-            print(line, file=self.out, flush=True)
+            if line is not None:
+                print(line, file=self.out, flush=True)
 
-    def line(self) -> str:
+    def line(self) -> str | None:
+        """The progress line, or None when it would repeat the last one's job progress."""
         elapsed = time.monotonic() - self.cell_started if self.cell_started is not None else 0
         total = max(self.n_code, self.index)
         text = f"[{self.label}] cell {self.index}/{total} ({elapsed:.0f}s): {self.head}"
         job = self.job_progress()
+        if job is not None and job == self._last_job:
+            return None  # the job has not moved since the last line
+        self._last_job = job
         return f"{text} · {job}" if job else text
 
     def job_progress(self) -> str | None:

@@ -66,9 +66,29 @@ def user_text(pair: dict) -> str:
     return next((m["content"] for m in reversed(prompt_of(pair)) if m.get("role") == "user"), "")
 
 
+CUT = " [… cut at max_tokens]"  # marks an answer that ran out of tokens, so a reader knows it was not finished
+
+
 def answers(client, model: str, pairs: list[dict], max_tokens: int = 48) -> list[str]:
-    """The model's answer (temperature 0) to each pair's prompt, the requests sent concurrently."""
+    """The model's answer (temperature 0) to each pair's prompt, the requests sent concurrently;
+    an answer that ran out of tokens ends with CUT."""
     return _ask(client, [(model, pair) for pair in pairs], max_tokens)
+
+
+def transcript(table: pd.DataFrame, width: int = 100) -> str:
+    """`compare_answers`' table as text, every answer whole (a DataFrame cuts cells at 50
+    characters): per prompt, the user's message, then each column's reply, wrapped."""
+    import textwrap
+
+    blocks = []
+    for i, row in enumerate(table.to_dict("records"), 1):
+        lines = [f"{i}. user: {row['user']}"]
+        for column, text in row.items():
+            if column != "user":
+                lines.append(textwrap.fill(str(text), width, initial_indent=f"   {column}: ",
+                                           subsequent_indent=" " * (5 + len(column))))
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
 
 
 def compare_answers(client, models: dict[str, str], pairs: list[dict], n: int | None = None,
@@ -91,7 +111,8 @@ def _ask(client, requests: list[tuple[str, dict]], max_tokens: int) -> list[str]
         model, pair = request
         reply = client.chat.completions.create(model=model, messages=prompt_of(pair), temperature=0,
                                                max_tokens=max_tokens)
-        return (reply.choices[0].message.content or "").strip()
+        text = (reply.choices[0].message.content or "").strip()
+        return text + CUT if reply.choices[0].finish_reason == "length" else text
 
     if not requests:
         return []
@@ -109,6 +130,19 @@ def loss_summary(history: pd.DataFrame) -> dict:
     if out["first_train_loss"] is not None:
         out["first_minus_ln2"] = out["first_train_loss"] - LN2
     return out
+
+
+def dpo_history(client, job_id: str) -> pd.DataFrame:
+    """Every metric the job's `metrics` events carry, one row per step (DPO's reward accuracy
+    and margin beside the losses, which `metrics.job_metrics` leaves out: OpenAI's result file
+    has no such columns)."""
+    from ftutils.train.metrics import list_all_events
+
+    rows = [e.data for e in list_all_events(client, job_id) if getattr(e, "type", None) == "metrics" and e.data]
+    if not rows:
+        return pd.DataFrame(columns=["step"])
+    frame = pd.DataFrame(rows).drop_duplicates(subset="step", keep="last").sort_values("step")
+    return frame.apply(pd.to_numeric, errors="coerce").reset_index(drop=True)
 
 
 def last_metrics(client, job_id: str) -> dict:

@@ -30,17 +30,34 @@ def run_path(run_dir: str | Path) -> Path:
     return path
 
 
-def record(run_dir: str | Path, notebook: str, **values) -> dict:
-    """Store the figures a notebook's tests assert on (merged into results/<notebook>.json).
+def _plain(value):
+    """A value as JSON-ready data: dataclasses (a Connection, a Diagnosis) as dicts, objects with
+    `to_dict()` (an Evaluation, an Advice, a DataFrame as records) through it."""
+    import dataclasses
 
-    Values must be JSON-serialisable; tests read these, never printed text."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    import pandas as pd
+
+    if isinstance(value, pd.DataFrame):
+        return value.to_dict("records")
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    return value
+
+
+def record(run_dir: str | Path, notebook: str, **values) -> None:
+    """Store what a notebook's tests assert on (merged into results/<notebook>.json): one short
+    call at the end of each notebook, so the tests read values, never printed text.
+
+    Values are JSON-ready data, dataclasses or objects with `to_dict()`; nothing is returned, so the
+    cell shows nothing."""
     path = run_path(run_dir) / "results" / f"{notebook}.json"
     path.parent.mkdir(exist_ok=True)
-    merged = {**load_record(run_dir, notebook), **values}
+    merged = {**load_record(run_dir, notebook), **{k: _plain(v) for k, v in values.items()}}
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(merged, indent=2, default=str))
     tmp.replace(path)
-    return merged
 
 
 def load_record(run_dir: str | Path, notebook: str) -> dict:
@@ -67,7 +84,8 @@ def write_manifest(run_dir: str | Path, **fields) -> dict:
     - checkpoints: [{"id", "step", "model", "metrics": {train_loss, valid_loss, ...}}], by step
     - final_metrics: {"step", "train_loss", "train_accuracy", "valid_loss", "valid_mean_token_accuracy",
       "full_valid_loss", "full_valid_mean_token_accuracy", "first_train_loss"}
-    - diagnosis: {"verdict", "findings", "next_steps", "best_checkpoint_step"}
+    - diagnosis: {"verdict", "findings", "best_checkpoint_step", "looks_like", "cause", "epochs", "comparison"}
+      (`diagnose.Diagnosis`: the verdict with the per-item comparison it rests on, each epoch's validation losses)
 
     Other keys are kept as given. A key that looks like a credential raises ValueError.
     """

@@ -20,13 +20,12 @@ from ftutils.train import jobs
 from ftutils.train import metrics as metrics_mod
 from ftutils.train.diagnose import diagnose
 from ftutils.plots import as_image
-from ftutils.plots.training import loss_curves
+from ftutils.plots.training import dpo_curves, loss_curves
 from ftutils.widgets.base import Widget, interactive as is_interactive
+from ftutils.widgets.checkpoints import checkpoints_html
 
 LOG_LINES = 12
 PLOT_EVERY = 1.0  # at most one live plot redraw a second (each costs ~0.2 s of CPU the training shares)
-CHECKPOINT_COLUMNS = {"step": "step", "model": "model", "train_loss": "train loss (batch)",
-                      "valid_loss": "valid loss (batch)", "full_valid_loss": "valid loss (full set)"}
 
 
 class JobMonitor(Widget):
@@ -271,9 +270,26 @@ class JobMonitor(Widget):
 
     # ---- showing ------------------------------------------------------------------
 
+    @property
+    def is_dpo(self) -> bool:
+        method = getattr(self.job, "method", None)
+        return getattr(method, "type", None) == "dpo"
+
+    def _dpo_metrics(self) -> pd.DataFrame:
+        """Every metric of the metrics events (DPO's reward accuracy and margin included), by step."""
+        with self._lock:
+            rows = [e.data for e in self._events.values() if e.type == "metrics" and isinstance(e.data, dict)]
+        if not rows:
+            return pd.DataFrame(columns=["step"])
+        return pd.DataFrame(rows).drop_duplicates(subset="step", keep="last").sort_values("step").reset_index(drop=True)
+
     def static(self):
+        if self.is_dpo:  # DPO's own numbers; the supervised diagnosis does not apply to them
+            hp = getattr(getattr(self.job.method, "dpo", None), "hyperparameters", None)
+            return dpo_curves(self._dpo_metrics(), getattr(hp, "beta", None))
         metrics_df = self.metrics()
         checkpoints = self.checkpoints()
+        # The curves' shape only: whether a rise is more than noise is 03_train's per-item check.
         return loss_curves(metrics_df, checkpoints, diagnose(metrics_df, checkpoints, self.n_epochs()) if len(metrics_df) else None)
 
     def build(self):
@@ -332,7 +348,8 @@ class JobMonitor(Widget):
         if key == self._plotted or (not final and time.monotonic() - self._plotted_at < PLOT_EVERY):
             return
         self._plotted, self._plotted_at = key, time.monotonic()
-        fig = self.static() if s["status"] in jobs.TERMINAL else loss_curves(self.metrics(), self.checkpoints())
+        live = (lambda: dpo_curves(self._dpo_metrics())) if self.is_dpo else (lambda: loss_curves(self.metrics(), self.checkpoints()))
+        fig = self.static() if s["status"] in jobs.TERMINAL else live()
         # From a background thread: replace the outputs rather than `with out:`, which
         # would capture whatever the main thread prints meanwhile.
         self._ui["plot"].outputs = ()
@@ -358,31 +375,3 @@ def _time_left(seconds: float) -> str:
         return "under a minute left"
     minutes = round(seconds / 60)
     return f"about {minutes} min left"
-
-
-def checkpoints_table(df: pd.DataFrame):
-    """A job's checkpoints (jobs.checkpoints) as the monitor shows them, for a notebook cell:
-    what to call and the losses there, one line each."""
-    from IPython.display import HTML
-
-    return HTML(checkpoints_html(df)) if len(df) else "no checkpoints"
-
-
-def checkpoints_html(df: pd.DataFrame) -> str:
-    """Checkpoints as a compact table: losses to 3 decimals, model ids on one line; the
-    widget scrolls it sideways rather than letting it run off the notebook."""
-    shown = df[[c for c in CHECKPOINT_COLUMNS if c in df]].rename(columns=CHECKPOINT_COLUMNS)
-    shown = shown.dropna(axis=1, how="all")
-    head = "".join(f"<th style='text-align:{'left' if c == 'model' else 'right'};padding:2px 8px'>{html.escape(c)}</th>"
-                   for c in shown.columns)
-    rows = []
-    for record in shown.itertuples(index=False):
-        cells = []
-        for column, value in zip(shown.columns, record):
-            text = "" if pd.isna(value) else f"{value:.3f}" if isinstance(value, float) else str(value)
-            style = "padding:2px 8px;white-space:nowrap;" + ("text-align:left;font-family:monospace;font-size:90%"
-                                                             if column == "model" else "text-align:right")
-            cells.append(f"<td style='{style}'>{html.escape(text)}</td>")
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    return (f"<table style='border-collapse:collapse;font-size:90%'><thead><tr>{head}</tr></thead>"
-            f"<tbody>{''.join(rows)}</tbody></table>")

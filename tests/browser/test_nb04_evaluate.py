@@ -37,8 +37,8 @@ def test_confusion_errors_and_plots(run_notebook):
     some_errors, expected = shown()
     assert 0 < some_errors < all_errors and set(expected) == {label}
 
-    # The figures named in the issue, and every other image on the page, drawn and loaded.
-    for code in ("as_image(plot_confusion(", "as_image(plot_per_class_f1("):
+    # The figures (the confusion matrix is the widget above, shown once), and every other image on the page, drawn and loaded.
+    for code in ("as_image(plot_out_of_scope(", "as_image(plot_per_class_f1(", "as_image(plot_checkpoints("):
         widths = nb.images_loaded(nb.output_of(code))
         assert widths and all(w > 300 for w in widths), (code, widths)
     widths = nb.images_loaded(nb.page.locator(".jp-Notebook"))

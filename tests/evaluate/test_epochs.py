@@ -1,15 +1,14 @@
-"""Each epoch's test score beside its validation loss (04's check of 03's choice), and two
-runs compared item by item with deltas (05_iterate)."""
+"""Each epoch's test score beside its validation loss (what the test set says of 03's choice),
+and two runs compared item by item, on what they share (05_iterate)."""
 from __future__ import annotations
 
 import dataclasses
 import json
 
-import pandas as pd
 import pytest
 
 from ftutils.evaluate import epochs
-from ftutils.evaluate.compare import compare_runs, paired_runs, with_deltas
+from ftutils.evaluate.compare import compare_runs, paired_runs, side_by_side
 from ftutils.evaluate.report import write_evaluation
 from tests.evaluate.test_report import ev  # noqa: F401 (the module-scoped evaluation fixture)
 
@@ -26,20 +25,20 @@ def test_epoch_table_lines_up_steps_validation_loss_and_test_scores(ev):
     assert table["test_macro_f1"].tolist() == pytest.approx([ev.metrics("step-10")["macro_f1"],
                                                              ev.metrics("fine-tuned")["macro_f1"]])
     text = epochs.verdict(table)
-    # Validation picked epoch 1; the test set preferred the final model (37/40 vs 36/40 right).
-    assert text.startswith("Validation loss was lowest after epoch 1 (step 10): 0.500")
-    assert "The test set's best was epoch 2 (step 20)" in text
-    assert "By the last epoch (2) validation loss had risen to 0.700 (overfitting)" in text
+    # Validation kept epoch 1; the test set scored the final model higher (37/40 vs 36/40 right).
+    assert text.startswith("Validation keeps epoch 1 (step 10), the lowest validation loss (0.500)")
+    assert "The highest test score is epoch 2 (step 20)'s" in text and "the choice stays with validation" in text
+    assert "overfit" not in text  # that is 03's verdict to give, with its noise check, not this table's
 
 
 def test_epoch_verdict_agrees_when_both_pick_the_same_epoch(ev):
     text = epochs.verdict(epochs.epoch_table(with_valid_loss(ev, {10: 0.9, 20: 0.4})))
-    assert "after epoch 2 (step 20): 0.400" in text and "The test set agrees" in text
-    assert "After epoch 1 the model was still underfit" in text
+    assert "keeps epoch 2 (step 20), the lowest validation loss (0.400)" in text and "No other epoch scored higher" in text
+    assert "After epoch 1 the test macro F1 was" in text
     assert epochs.verdict(epochs.epoch_table(ev)).startswith("Fewer than two checkpoints")
 
 
-def test_two_runs_paired_item_by_item_with_deltas(tmp_path, ev):
+def test_two_runs_paired_item_by_item_on_what_they_share(tmp_path, ev):
     for name, epochs_run in (("first", 4), ("second", 2)):
         write_evaluation(tmp_path / name, ev)
         (tmp_path / name / "run.json").write_text(json.dumps({"hyperparameters": {"n_epochs": epochs_run}}))
@@ -54,10 +53,16 @@ def test_two_runs_paired_item_by_item_with_deltas(tmp_path, ev):
     assert (pair["a"], pair["b"]) == ("first", "second")
     assert pair["mcnemar"]["only_a_correct"] == 2 and pair["mcnemar"]["only_b_correct"] == 0
     assert pair["significant"] is False  # two items of 40: p = 0.5
+    assert pair["candidates"] == ["fine-tuned", "fine-tuned"] and pair["out_of_scope"] is None
     table = compare_runs([tmp_path / "first", tmp_path / "second"])
-    both = with_deltas(table, "first", "second")
-    assert both.index.tolist() == ["first", "second", "change"]
-    assert both.loc["change", "ft_accuracy"] == pytest.approx(0)  # compare_runs reads the stored metrics
-    assert pd.isna(both.loc["change", "verdict"])
+    shared, left_out = side_by_side(table, ["first", "second"])
+    assert shared.index.tolist() == ["first", "second"]  # no "change" row of interval bounds minus bounds
+    assert "ft_macro_f1_lo" in shared and left_out == [
+        "validation loss: each run measured it on its own validation file, and the files differ"]
+    # Different test files: the test scores are not comparable either.
+    (tmp_path / "second" / "data").mkdir()
+    (tmp_path / "second" / "data" / "test.jsonl").write_text("{}\n")
+    shared, left_out = side_by_side(compare_runs([tmp_path / "first", tmp_path / "second"]), ["first", "second"])
+    assert "ft_accuracy" not in shared and "test scores: the runs were tested on different test files" in left_out
     with pytest.raises(ValueError, match="no predictions of 'nobody'"):
         paired_runs(tmp_path / "first", tmp_path / "second", candidate="nobody")

@@ -56,7 +56,9 @@ def run_dir(local_server, tmp_path_factory):
                    checkpoints=sorted(({"id": c.id, "step": c.step_number, "model": c.fine_tuned_model_checkpoint,
                                         "metrics": {"train_loss": c.metrics.train_loss}} for c in ckpts),
                                       key=lambda c: c["step"]),
-                   diagnosis={"verdict": "underfitting", "findings": [], "next_steps": ["Train for more epochs."]})
+                   # The last checkpoint is the final step (what `manifest_from_job` records).
+                   final_metrics={"step": max(c.step_number for c in ckpts)},
+                   diagnosis={"verdict": "good", "findings": []})
     return folder
 
 
@@ -65,7 +67,9 @@ def test_candidates_from_a_real_manifest(run_dir):
 
     manifest = read_manifest(run_dir)
     cands = candidates_from_manifest(manifest)
-    steps = [c["step"] for c in manifest["checkpoints"]]
+    # The last checkpoint is the final model's weights under another id: not scored twice.
+    steps = [c["step"] for c in manifest["checkpoints"]][:-1]
+    assert steps and manifest["checkpoints"][-1]["step"] == manifest["final_metrics"]["step"]
     assert [c.kind for c in cands] == ["base", "fine_tuned", *["checkpoint"] * len(steps), "baseline"]
     assert cands[1].model == manifest["fine_tuned_model"]
     assert [c.step for c in cands if c.kind == "checkpoint"] == steps == sorted(steps)
@@ -113,9 +117,8 @@ def test_evaluate_run_end_to_end(run_dir, client):
         m = ev.metrics(name)
         assert m["n"] == 10 and m["accuracy_ci"][0] <= m["accuracy"] <= m["accuracy_ci"][1]
         assert sum(map(sum, m["confusion"]["matrix"])) == 10
-    assert [p["a"] for p in ev.paired] == ["base", "tfidf-logreg"]
-    kinds = {r.kind for r in ev.recommendations}
-    assert {"significance", "baseline", "training"} <= kinds
+    assert [p["a"] for p in ev.paired] == ["base", "tfidf-logreg"] and {p["b"] for p in ev.paired} == {ev.kept}
+    assert [r.kind for r in ev.recommendations][:2] == ["keep", "use"]
     write_evaluation(run_dir, ev)
     data = read_evaluation(run_dir)
     assert len(data["predictions"]["fine-tuned"]) == 10 and (run_dir / "report.md").is_file()

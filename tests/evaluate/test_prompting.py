@@ -7,7 +7,7 @@ import pandas as pd
 from ftutils.evaluate.candidates import Candidate, TestExample, candidates_from_manifest
 from ftutils.evaluate.classify import Classification, Prediction
 from ftutils.evaluate.prompting import choose_shots, label_instruction, prompted
-from ftutils.evaluate.recommend import recommend, significant
+from ftutils.evaluate.policy import significant
 from ftutils.evaluate.scores import OUT_OF_SCOPE, classification_metrics, compare_pair
 from ftutils.evaluate.suite import CandidateResult, Evaluation, score_classification
 
@@ -62,29 +62,30 @@ def _classification(preds):
 
 
 TRUTH = ["balance"] * 8 + ["freeze_account"] * 8 + [OUT_OF_SCOPE] * 3
+MANIFEST = {"fine_tuned_model": "ft:m:local::abc", "hyperparameters": {"n_epochs": 2}, "final_metrics": {"step": 20},
+            "diagnosis": {"verdict": "good", "best_checkpoint_step": 20, "epochs": []}}
 
 
 def _evaluation(specs):
     results = {name: CandidateResult(Candidate(name, "m", kind, shots=shots), c, score_classification(c, LABELS, 300, 0))
                for name, (kind, shots, c) in specs.items()}
-    paired = [compare_pair(results[a].classification.frame(), results["fine-tuned"].classification.frame(),
-                           LABELS, a, "fine-tuned", 300, 0) for a in results if a != "fine-tuned"]
-    ev = Evaluation(LABELS, [], results, paired)
-    return recommend(ev.to_dict(with_predictions=False))
+    items = [ex(i, lab) for i, lab in enumerate(TRUTH)]
+    return Evaluation(LABELS, items, results, [], MANIFEST, "score", ["balance", "freeze_account"]).pair_and_advise(300, 0)
 
 
-def test_a_fine_tune_that_never_says_out_of_scope_is_told_to_learn_it_and_small_classes_are_flagged():
+def test_the_prompted_base_is_an_alternative_the_kept_fine_tune_is_paired_with():
     tuned = TRUTH[:16] + ["balance", "balance", "freeze_account"]
     zero = ["balance"] * 19
-    recs = _evaluation({"zero-shot": ("prompted", 0, _classification(zero)),
-                        "fine-tuned": ("fine_tuned", None, _classification(tuned))})
-    [oos] = [r for r in recs if r.kind == "out_of_scope"]
-    assert oos.message.startswith("fine-tuned forced 3 of 3 out-of-scope messages into an intent (balance 2, freeze_account 1)")
-    assert "it never answers 'out_of_scope'" in oos.message
-    [small] = [r for r in recs if r.kind == "small_class"]
-    assert small.evidence == {"classes": {OUT_OF_SCOPE: 3}}
-    [vs] = [r for r in recs if r.kind == "significance"]
-    assert vs.message.startswith("The fine-tuned model is significantly better than the base model prompted with the label list:")
+    ev = _evaluation({"zero-shot": ("prompted", 0, _classification(zero)),
+                      "fine-tuned": ("fine_tuned", None, _classification(tuned))})
+    assert [(p["a"], p["b"]) for p in ev.paired] == [("zero-shot", "fine-tuned")]
+    recs = {r.kind: r for r in ev.recommendations}
+    assert recs["use"].message.startswith("Use the fine-tune (fine-tuned): it is significantly better than every "
+                                          "alternative") and "the base model prompted with the label list" in recs["use"].message
+    # Never answers out_of_scope and was never trained on it: the data advice says so, from the test set's counts.
+    assert recs["data"].change == {"train_out_of_scope": True}
+    assert "forced 3 of 3 out-of-scope test messages into an intent" in recs["data"].message
+    assert "Listing the labels does not rescue the base model either" in recs["prompt"].message
 
 
 def test_significance_needs_both_p_and_an_interval_that_excludes_zero():
@@ -92,27 +93,3 @@ def test_significance_needs_both_p_and_an_interval_that_excludes_zero():
     assert not significant(pair)
     assert not significant({"mcnemar": {"p_value": 0.2}, "bootstrap": {"macro_f1_diff_ci": [0.05, 0.2]}})
     assert significant({"mcnemar": {"p_value": 0.01}, "bootstrap": {"macro_f1_diff_ci": [0.05, 0.2]}})
-
-
-def test_next_run_takes_epochs_from_validation_and_the_data_fix_from_out_of_scope_items():
-    from ftutils.evaluate.recommend import next_run
-
-    tuned = TRUTH[:16] + ["balance", "balance", "freeze_account"]
-    c = _classification(tuned)
-    ev = {"candidates": [{"name": "fine-tuned", "kind": "fine_tuned", "metrics": score_classification(c, LABELS, 50, 0)}]}
-    manifest = {"hyperparameters": {"n_epochs": 6}, "final_metrics": {"step": 120},
-                "diagnosis": {"verdict": "overfitting", "best_checkpoint_step": 60}}
-    proposal = next_run(ev, manifest)
-    # One change at a time: the data first; the epochs wait for the new run's own validation loss.
-    assert proposal["params"] == {"train_out_of_scope": True} and len(proposal["why"]) == 1
-    [later] = proposal["later"]
-    assert "step 60 (epoch 3 of 6)" in later and "one change at a time" in later
-    assert next_run(ev, {**manifest, "diagnosis": {"verdict": "good"}}) == {
-        "params": {"train_out_of_scope": True}, "why": proposal["why"], "later": []}
-    # With nothing to fix in the data, the epochs are the change.
-    knows = _classification(TRUTH[:16] + ["balance", OUT_OF_SCOPE, OUT_OF_SCOPE])
-    ev_knows = {"candidates": [{"name": "fine-tuned", "kind": "fine_tuned", "metrics": score_classification(knows, LABELS, 50, 0)}]}
-    assert next_run(ev_knows, manifest)["params"] == {"n_epochs": 3}
-    knows = _classification(TRUTH[:16] + ["balance", OUT_OF_SCOPE, OUT_OF_SCOPE])
-    ev_knows = {"candidates": [{"name": "fine-tuned", "kind": "fine_tuned", "metrics": score_classification(knows, LABELS, 50, 0)}]}
-    assert next_run(ev_knows, {})["params"] == {}

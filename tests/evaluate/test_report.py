@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from ftutils.evaluate.compare import compare_runs
 from ftutils.evaluate.report import read_evaluation, write_evaluation
 from ftutils.plots.evaluation import plot_runs
-from tests.evaluate.test_recommend import MANIFEST, evaluation, preds
+from tests.evaluate.helpers import MANIFEST, evaluation, preds
 
 
 @pytest.fixture(scope="module")
@@ -33,12 +33,13 @@ def test_write_evaluation_json_and_markdown(tmp_path, ev):
     first = data["predictions"]["base"][0]
     assert (first["id"], first["pred"], first["raw"], first["text"]) == ("t00", None, "Hmm", "ticket 0 about billing")
     assert [r["kind"] for r in data["recommendations"]] == [r.kind for r in ev.recommendations]
+    assert data["kept"] == "fine-tuned" and data["next_run"] == ev.advice.next_run
     md = paths["markdown"].read_text()
     assert "- **Fine-tuned model:** ft:tiny-smollm2:local::abc" in md
     assert "| fine-tuned | fine_tuned | 20 | score | 0.925 |" in md
     assert "| fine-tuned | base | 0.925 vs 0.600 |" in md
     assert "## Confusion matrix of fine-tuned" in md and "| billing | 12 | 2 | 0 | 0 |" in md
-    assert md.count("\n1. ") == 1 and ev.recommendations[0].message in md
+    assert md.count("\n1. ") == 1 and ev.recommendations[0].message in md and "**Next run:**" in md
     with pytest.raises(FileNotFoundError, match="no evaluation; run 04_evaluate"):
         read_evaluation(tmp_path / "nothing")
 
@@ -57,7 +58,7 @@ def test_compare_runs_reads_run_folders(tmp_path, ev):
     assert frame.loc["e4", "n_epochs"] == 4 and frame.loc["e4", "train_loss"] == pytest.approx(0.4)
     assert frame.loc["e2", "ft_macro_f1"] == pytest.approx(ev.metrics("fine-tuned")["macro_f1"])
     assert frame.loc["e2", "ft_vs_base_p"] == pytest.approx(ev.paired[0]["mcnemar"]["p_value"])
-    assert frame.loc["e2", "best"] == "fine-tuned" and frame.loc["e2", "verdict"] == "good"
+    assert frame.loc["e2", "kept"] == "fine-tuned" and frame.loc["e2", "verdict"] == "good"
     assert compare_runs([tmp_path / "runs" / "e4"]).index.tolist() == ["e4"]
     assert compare_runs(str(tmp_path / "nope" / "*")).empty
     fig = plot_runs(frame)

@@ -3,7 +3,8 @@ one temporary run folder, on the session's local server, with small parameters; 
 runs 02 -> 04 again into a second folder beside it and compares the two.
 
 `notebook_run("03_train")` runs whatever came before it first (once per session) and
-returns the values the notebook recorded with `ftutils.train.runs.record`.
+returns the values the notebook recorded with `ftutils.train.runs.record` (one short call at
+its end); the tests read those, and the run folder's files.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ ORDER = ["01_access", "02_prepare", "03_train", "04_evaluate", "05_iterate"]
 # Small parameters per notebook so the chain runs in a couple of minutes on 2 cores.
 # Each notebook's owner keeps its entry in step with its parameters cell.
 TINY = {
-    "01_access": {},
+    "01_access": {"base_model": "tiny-smollm2"},
     "02_prepare": {"max_examples": 160},
     "03_train": {"base_model": "tiny-smollm2", "n_epochs": 2, "batch_size": 8},
     # The whole (small) test split: its out-of-scope items come after the in-scope ones.

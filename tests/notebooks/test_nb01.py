@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from tests.conftest import TEST_KEY
@@ -13,14 +14,20 @@ pytestmark = pytest.mark.slow
 def test_local_backend(notebook_run, monkeypatch):
     monkeypatch.setenv("FTUTILS_INTERACTIVE", "0")
     values = notebook_run("01_access", backend="local")
-    assert values["backend"] == "local" and values["ok"] is True
-    assert values["n_models"] >= 2
-    assert {"smollm2-135m-instruct", "tiny-smollm2"} <= set(values["fine_tunable"])
+    conn, check = values["connection"], values["check"]
+    assert conn["backend"] == "local" and check["ok"] is True
+    assert len(check["models"]) >= 2 and values["base_model"] == "tiny-smollm2"
+    assert {"smollm2-135m-instruct", "tiny-smollm2"} <= set(check["fine_tunable"])
     # Before anything else: what works where today, with OpenAI's dates and their source.
     text = Path(values["_executed"]).read_text()
     assert "What works where today (2026-12-07)" in text and "a new key gets a refusal" in text
     assert "2027-01-06 (in 30 days): no organisation can create new fine-tuning jobs" in text
     assert "https://developers.openai.com/api/docs/deprecations" in text
+    # The pretrained model answered the three questions (its own words, whatever they are).
+    book = nbformat.read(values["_executed"], as_version=4)  # sources and texts as strings
+    [asked] = [c for c in book["cells"] if "chat.completions.create" in "".join(c["source"])]
+    printed = "".join(o.get("text", "") for o in asked["outputs"] if o["output_type"] == "stream")
+    assert printed.count("tiny-smollm2: ") == 3 and "the task: my card got declined at the store" in printed
 
 
 def test_openai_path_never_shows_the_key(notebook_run, local_server, monkeypatch):
@@ -28,9 +35,10 @@ def test_openai_path_never_shows_the_key(notebook_run, local_server, monkeypatch
     monkeypatch.setenv("OPENAI_API_KEY", TEST_KEY)
     monkeypatch.setenv("OPENAI_BASE_URL", local_server.base_url)
     monkeypatch.delenv("FTUTILS_BACKEND", raising=False)
-    values = notebook_run("01_access", backend="auto")
-    assert values["backend"] == "openai" and values["key_source"] == "env" and values["ok"] is True
-    assert values["base_url"] == local_server.base_url and values["n_models"] >= 2
+    values = notebook_run("01_access", backend="auto", base_model="tiny-smollm2")
+    conn, check = values["connection"], values["check"]
+    assert conn["backend"] == "openai" and conn["key_source"] == "env" and check["ok"] is True
+    assert conn["base_url"] == local_server.base_url and len(check["models"]) >= 2
 
     executed = Path(values["_executed"])
     text = executed.read_text()

@@ -30,38 +30,56 @@ def user_text(example: dict) -> str:
     return next(m["content"] for m in example["messages"] if m["role"] == "user")
 
 
-def test_recorded_split_sizes_add_up(prepared):
+def parts(prepared) -> dict:
+    data = Path(prepared["_run_dir"]) / "data"
+    return {p: read_jsonl(data / f"{p}.jsonl") for p in ("train", "validation", "test", "pool")}
+
+
+def test_split_sizes_add_up(prepared):
     n = prepared["n_examples"]
+    files = parts(prepared)
     assert TINY["02_prepare"]["max_examples"] - 5 <= n + prepared["n_dropped"] <= TINY["02_prepare"]["max_examples"] + 5
-    # The pool's out-of-scope rows are not used unless train_out_of_scope is set.
-    assert prepared["train_out_of_scope"] is False and prepared["n_pool"] > 0
-    assert prepared["n_train"] + prepared["n_validation"] + prepared["n_test"] + prepared["n_pool"] == n
-    assert prepared["stratified"] is True and prepared["grouped"] is True
-    assert prepared["labels"] == LABELS
-    assert prepared["n_errors"] == 0 and prepared["n_dropped"] == 0  # CLINC's rows are distinct
+    # The pool's out-of-scope rows are set aside (pool.jsonl), not trained on, unless train_out_of_scope is set.
+    assert files["pool"] and {e["label"] for e in files["pool"]} == {"out_of_scope"}
+    assert sum(map(len, files.values())) == n
+    split = prepared["split"]
+    assert split["stratified"] is True and split["grouped"] is True
+    assert split["train"] == len(files["train"]) and split["validation"] == len(files["validation"])
+    assert prepared["errors"] == 0 and prepared["n_dropped"] == 0  # CLINC's rows are distinct
     # The group-aware split leaves no test item with a sibling in train; the plain one does not do better.
-    assert prepared["siblings_in_test"]["group-aware"] == 0 == prepared["n_siblings_left"]
-    assert prepared["siblings_in_test"]["plain"] >= 1
-    assert prepared["out_of_scope"]["train"] == prepared["out_of_scope"]["validation"] == 0
-    assert prepared["out_of_scope"]["test"] > 0
+    assert prepared["siblings_in_test"]["group-aware"] == 0 < prepared["siblings_in_test"]["plain"]
+    assert sum(e["label"] == "out_of_scope" for e in files["test"]) > 0
     # One example through OpenAI's encoding and SmolLM2's tokenizer, both counted.
-    assert [r["tokenizer"].split()[0] for r in prepared["tokens_side_by_side"]] == ["o200k_base", "SmolLM2"]
-    assert all(r["example_tokens"] > r["user_tokens"] > 0 for r in prepared["tokens_side_by_side"])
+    assert [r["tokenizer"].split()[0] for r in prepared["tokens"]] == ["o200k_base", "SmolLM2"]
+    assert all(r["example_tokens"] > r["user_tokens"] > 0 for r in prepared["tokens"])
+
+
+def test_representativeness_and_diversity_are_measured_and_shown(prepared):
+    book = nbformat.read(prepared["_executed"], as_version=4)
+    [labels] = [c for c in book.cells if "coverage.label_coverage(parts)" in c.source]
+    [missing] = [c for c in book.cells if "coverage.length_coverage(parts)" in c.source]
+    text = "".join(o.get("text", "") for o in missing.outputs)
+    # Out-of-scope is in the test split and never in train: said, with its share.
+    assert "'out_of_scope':" in text and "none in train: no fine-tune on this data can learn to answer it" in text
+    assert "of the test items are shorter or longer than anything in train" in text
+    [clusters] = [c for c in book.cells if "coverage.clusters(train)" in c.source]
+    assert "groups of similar phrasing" in "".join(o.get("text", "") for o in clusters.outputs)
+    assert labels.outputs
 
 
 def test_written_files_validate_cleanly_and_match_the_record(prepared):
     data = Path(prepared["_run_dir"]) / "data"
-    assert prepared["files"] == {"train": "train.jsonl", "validation": "validation.jsonl", "test": "test.jsonl"}
     sizes = {}
     for part in ("train", "validation", "test"):
-        report = validate_file(data / f"{part}.jsonl", model=prepared["model"])
+        report = validate_file(data / f"{part}.jsonl", model="gpt-4o-mini-2024-07-18")
         assert report.ok and report.n_errors == 0, str(report)
         assert report.format == "chat"
         sizes[part] = report.n_examples
         if part != "test":  # strict: nothing OpenAI would ignore or refuse
             assert report.n_warnings == 0, str(report)
-    assert sizes == {"train": prepared["n_train"], "validation": prepared["n_validation"], "test": prepared["n_test"]}
-    assert prepared["n_written_errors"] == {"train": 0, "validation": 0, "test": 0}
+    split = prepared["split"]
+    assert sizes["train"] == split["train"] and sizes["validation"] == split["validation"]
+    assert sizes["test"] == split["test"] + sum(e["label"] == "out_of_scope" for e in read_jsonl(data / "test.jsonl"))
 
 
 def test_every_label_in_every_split_and_no_test_text_seen_in_training(prepared):
@@ -70,7 +88,7 @@ def test_every_label_in_every_split_and_no_test_text_seen_in_training(prepared):
     for part, examples in parts.items():
         answers = Counter(e["messages"][-1]["content"] for e in examples)
         assert sorted(answers) == (LABELS if part == "test" else INTENTS), part
-        assert all(e["messages"][0] == {"role": "system", "content": prepared["system_prompt"]} for e in examples)
+        assert all(e["messages"][0] == examples[0]["messages"][0] and e["messages"][0]["role"] == "system" for e in examples)
     seen = {user_text(e).casefold() for e in parts["train"]}
     assert not seen & {user_text(e).casefold() for e in parts["validation"] + parts["test"]}
 
@@ -90,16 +108,15 @@ def test_test_file_keeps_ids_and_labels_train_files_do_not(prepared):
 
 def test_cost_and_epochs_match_the_training_file(prepared):
     train = read_jsonl(Path(prepared["_run_dir"]) / "data" / "train.jsonl")
-    estimate = estimate_cost(train, prepared["model"], n_epochs="auto")
-    assert prepared["n_epochs"] == auto_n_epochs(len(train)) == estimate.n_epochs
-    assert prepared["billed_tokens"] == estimate.billed_tokens > 0
-    assert prepared["usd"] == estimate.usd
+    cost = prepared["cost"]
+    estimate = estimate_cost(train, cost["model"], n_epochs="auto")
+    assert cost["n_epochs"] == auto_n_epochs(len(train)) == estimate.n_epochs
+    assert cost["billed_tokens"] == estimate.billed_tokens > 0
+    assert cost["usd"] == estimate.usd
 
 
 def test_broken_file_codes_are_the_planted_ones(prepared):
-    planted = {code for line, code in PLANTED.items()}
-    assert prepared["broken_warning_codes"] == ["unrecognized_key"]
-    assert prepared["broken_error_codes"] == sorted(planted - {"unrecognized_key"})
+    assert prepared["broken"] == {code: 1 for code in PLANTED.values()}
 
 
 def test_executed_notebook_has_no_errors_and_shows_the_browser(prepared):

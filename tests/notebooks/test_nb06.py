@@ -1,10 +1,11 @@
 """06_preference run by papermill on the tiny model: a real DPO job to the end, its loss from
-ln 2 at the first step, and the held-out prompts answered before and after. 06 needs nothing
-from the notebooks before it, so it runs on its own (on the session's server)."""
+ln 2 at the first step, its own plot (loss, reward margin, reward accuracy), and the held-out
+prompts answered before and after, every answer whole. 06 needs nothing from the notebooks
+before it, so it runs on its own (on the session's server)."""
 import json
 import math
-from pathlib import Path
 
+import nbformat
 import pytest
 
 from tests.conftest import TEST_KEY
@@ -17,30 +18,34 @@ def test_preference_tiny(notebook_run, monkeypatch):
     monkeypatch.setenv("FTUTILS_INTERACTIVE", "0")
     values = notebook_run("06_preference")
     params = TINY["06_preference"]
-    assert values["status"] == "succeeded", values
-    assert values["fine_tuned_model"].startswith("ft:tiny-smollm2:local:preference:")
-    assert values["job_id"].startswith("ftjob-")
+    job, history, summary = values["job"], values["history"], values["summary"]
+    assert job["status"] == "succeeded", job
+    assert job["fine_tuned_model"].startswith("ft:tiny-smollm2:local:preference:") and job["id"].startswith("ftjob-")
+    dpo = job["method"]["dpo"]["hyperparameters"]
+    assert dpo["n_epochs"] == params["n_epochs"] and dpo["beta"] == 0.1
     n_train = params["n_pairs"] - params["n_validation"]
-    assert values["n_train_pairs"] == n_train
-    assert values["n_epochs"] == params["n_epochs"] and values["beta"] == 0.1
-    assert values["n_steps"] == params["n_epochs"] * math.ceil(n_train / params["batch_size"])
+    assert [h["step"] for h in history] == list(range(1, params["n_epochs"] * math.ceil(n_train / params["batch_size"]) + 1))
     # At the first step the adapter is zero: the model is its own reference, the loss ln 2
     # (bf16 rounding aside); a broken reference or margin would start elsewhere.
-    assert abs(values["first_train_loss"] - math.log(2)) < 0.02, values
+    assert abs(summary["first_train_loss"] - math.log(2)) < 0.02, summary
     # And it falls, on the held-out pairs too: the preferred replies (long, helpful) gain on the
-    # curt ones, even for the random-weight model.
-    assert 0 < values["last_train_loss"] < values["first_train_loss"]
-    assert 0 < values["best_full_valid_loss"] < math.log(2)
-    assert values["n_checkpoints"] >= 1
-    # The table compares both models on every held-out prompt.
-    assert values["n_compared"] == params["n_validation"]
-    assert values["answer_columns"] == ["user", "preferred", "non_preferred", "base model", "after DPO"]
-    assert 0 <= values["n_changed"] <= values["n_compared"]
+    # curt ones, even for the random-weight model; the margin with it.
+    assert 0 < summary["last_train_loss"] < summary["first_train_loss"]
+    assert 0 < summary["best_full_valid_loss"] < math.log(2)
+    assert history[-1]["train_reward_margin"] > history[0]["train_reward_margin"]
+    # Both models on every held-out prompt.
+    assert len(values["answers"]) == params["n_validation"]
+    assert list(values["answers"][0]) == ["user", "preferred", "non_preferred", "base model", "after DPO"]
 
-    book = json.loads(Path(values["_executed"]).read_text())
+    book = nbformat.read(values["_executed"], as_version=4)  # sources and texts as strings
     outputs = [o for c in book["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o["output_type"] == "error"]
-    # The answers table was shown with both models' answers.
-    tables = [o["data"]["text/plain"] for o in outputs if "after DPO" in "".join(o.get("data", {}).get("text/plain", ""))]
-    assert tables and "base model" in "".join(tables[-1])
+    # DPO's own figure (the monitor's), not the supervised diagnosis.
+    [figure_cell] = [c for c in book["cells"] if "JobMonitor(conn.client, job.id).start()" in "".join(c["source"])]
+    assert sum("image/png" in o.get("data", {}) for o in figure_cell["outputs"]) == 1
+    assert "Diagnosis" not in json.dumps(book)
+    # Every answer printed whole, not cut at a table's 50 characters.
+    text = "".join(o.get("text", "") for o in outputs if o["output_type"] == "stream")
+    for row in values["answers"]:
+        assert " ".join(row["after DPO"].split()) in " ".join(text.split())
     assert TEST_KEY not in json.dumps(book)

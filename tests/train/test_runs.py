@@ -120,9 +120,14 @@ def test_project_path_resolution(tmp_path, monkeypatch):
 
 
 def test_record_merges_per_notebook(tmp_path):
-    runs.record(tmp_path, "03_train", status="running", n_steps=1)
-    merged = runs.record(tmp_path, "03_train", status="succeeded", path=Path("a/b"))
-    assert merged == {"status": "succeeded", "n_steps": 1, "path": Path("a/b")}
+    assert runs.record(tmp_path, "03_train", status="running", n_steps=1) is None  # a notebook cell shows nothing
+    runs.record(tmp_path, "03_train", status="succeeded", path=Path("a/b"))
     assert runs.load_record(tmp_path, "03_train") == {"status": "succeeded", "n_steps": 1, "path": "a/b"}
+    # Objects as a notebook has them: a dataclass as its fields, a DataFrame as records.
+    import pandas as pd
+    from ftutils.train.diagnose import Diagnosis
+    runs.record(tmp_path, "03_train", diagnosis=Diagnosis("good", ["fine"]), table=pd.DataFrame({"a": [1, 2]}))
+    stored = runs.load_record(tmp_path, "03_train")
+    assert stored["diagnosis"]["verdict"] == "good" and stored["table"] == [{"a": 1}, {"a": 2}]
     assert runs.load_record(tmp_path, "04_evaluate") == {}
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["03_train.json"]
