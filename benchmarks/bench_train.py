@@ -49,7 +49,9 @@ import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
+import flops  # noqa: E402  (benchmarks/flops.py)
 from ftutils.openai_rules import Hyperparameters  # noqa: E402
 from ftutils.local.inference.engine import InferenceEngine  # noqa: E402
 from ftutils.local.models import catalog, chat_format  # noqa: E402
@@ -178,7 +180,9 @@ def trl_defaults(data_dir, rows) -> tuple[int, float]:
 
 def throughput(args):
     data_dir = Path(args.data_dir)
-    _, tokenizer = load_base(BASE, data_dir)  # converts the GGUF once, untimed
+    base, tokenizer = load_base(BASE, data_dir)  # converts the GGUF once, untimed
+    config = base.config
+    del base
     rows = make_chats(args.examples)
     encoded = [chat_format.encode(tokenizer, r["messages"], 1024) for r in rows]
     lengths = [len(e.input_ids) for e in encoded]
@@ -213,9 +217,24 @@ def throughput(args):
             print(f"round {round_}: " + ", ".join(f"{n} {r:.0f} tok/s ({r / rates['reference']:.2f}x)" for n, r in rates.items()),
                   flush=True)
     print("mean ratio to reference: " + ", ".join(f"{n} {statistics.mean(r):.2f}x" for n, r in ratios.items()))
+    print_flops(config, lengths, rates)
     if "trl" in ratios:
         ours_vs_trl = statistics.mean(o / t for o, t in zip(ratios["ours"], ratios["trl"]))
         print(f"ours vs TRL's defaults: {ours_vs_trl:.2f}x (target >= 3x)")
+
+
+def print_flops(config, lengths, rates) -> None:
+    """Achieved FLOP/s of each variant (last round) against the matmul peak measured now, at the model's
+    shapes and one batch's tokens, with torch's threads (all cores)."""
+    per_token = flops.flops_per_token(config, lengths)
+    rows = round(BATCH * statistics.mean(lengths))
+    peaks = {name: flops.matmul_peak(config, rows, dtype) for name, dtype in (("bf16", torch.bfloat16),
+                                                                                ("fp32", torch.float32))}
+    best = max(peaks.values())
+    print(f"model FLOPs per trained token {per_token / 1e6:.0f} M; matmul peak at the model's shapes ({rows} rows, "
+          f"{torch.get_num_threads()} threads): " + ", ".join(f"{n} {p / 1e9:.0f} GFLOP/s" for n, p in peaks.items()))
+    print("achieved (last round): " + ", ".join(f"{n} {r * per_token / 1e9:.1f} GFLOP/s ({r * per_token / best:.0%} of "
+                                                f"the best peak)" for n, r in rates.items()))
 
 
 def job(args):
