@@ -45,6 +45,10 @@ def _names(env: str, text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
 
 
+def _text(env: str, text: str) -> str:
+    return text.strip()
+
+
 def _keep_checkpoints(env: str, text: str) -> int:
     """"all" keeps one per epoch of the longest job OpenAI allows."""
     if text.strip().lower() == "all":
@@ -90,6 +94,14 @@ class Settings:
                                         "to run on one thread, such as the test model): on the 2-core box a "
                                         "SmolLM2 job step took 1.33 s against 1.44 s in one process (up to 0.63x "
                                         "when both cores are free)")
+    ray_address: str = setting("", env="FTUTILS_RAY_ADDRESS", parse=_text,
+                               help="train each job as a Ray Train run on the Ray cluster at this address (`auto`: "
+                                    "the one started on this machine with `ray start --head`; as `ftutils serve "
+                                    "--ray`; needs `pip install ftutils[cluster]`); default: the embedded worker, "
+                                    "which pays none of Ray's start-up (~45 s a job on the 2-core box)")
+    train_workers: int = setting(2, env="FTUTILS_TRAIN_WORKERS", parse=_integer,
+                                 help="Ray workers per job, each with one CPU (or one GPU where the cluster has "
+                                      "GPUs) and its share of every batch (with `FTUTILS_RAY_ADDRESS`)")
     run_worker: bool = setting(True, help="False runs the API alone (tests of the HTTP layer that must never train)")
     prepare_models: list[str] = setting(default_factory=list, env="FTUTILS_PREPARE_MODELS", parse=_names,
                                         help="base models (comma-separated) the idle worker converts and loads once "
@@ -108,6 +120,8 @@ class Settings:
                              f"id, got {self.model_aliases!r}")
         if self.train_processes < 0:
             raise ValueError(f"train_processes (FTUTILS_TRAIN_PROCESSES) must be 0 (auto) or more, got {self.train_processes}")
+        if self.train_workers < 1:
+            raise ValueError(f"train_workers (FTUTILS_TRAIN_WORKERS) must be 1 or more, got {self.train_workers}")
         if self.keep_checkpoints < 1:
             raise ValueError(f"keep_checkpoints must be at least 1, got {self.keep_checkpoints}")
 

@@ -119,7 +119,10 @@ class Group:
     @property
     def device(self) -> torch.device:
         """This process's device: its own GPU where there are GPUs, else the CPU."""
-        return torch.device("cuda", self.local_rank) if torch.cuda.is_available() else torch.device("cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        # A Ray worker sees its own GPU alone (CUDA_VISIBLE_DEVICES), as device 0.
+        return torch.device("cuda", self.local_rank % torch.cuda.device_count())
 
     def shard(self, examples: list) -> list:
         """This process's share: examples sorted by length, dealt out in turn, so each
@@ -134,7 +137,7 @@ class Group:
         seed gives the same ones; this makes sure of it)."""
         if self.size == 1:
             return
-        ids = [self.local_rank] if self.device.type == "cuda" else None
+        ids = [self.device.index] if self.device.type == "cuda" else None
         self.ddp = torch.nn.parallel.DistributedDataParallel(Replica(model, params), device_ids=ids)
         self.ddp.register_comm_hook(None, _sum)
 
@@ -200,7 +203,7 @@ def rendezvous(rank: int, size: int, port: int) -> dict[str, str]:
 def _join(rank: int, size: int, port: int) -> None:
     os.environ.update(rendezvous(rank, size, port))
     if torch.cuda.is_available():
-        torch.cuda.set_device(rank)
+        torch.cuda.set_device(rank % torch.cuda.device_count())
     dist.init_process_group(backend(), init_method="env://", timeout=TIMEOUT)
 
 
