@@ -154,8 +154,10 @@ class _StepClock:
         self.times.append(time.perf_counter())
 
 
-def trl_defaults(data_dir, rows) -> tuple[int, float]:
-    """(real tokens, seconds) over all steps but the first, of TRL's SFTTrainer as it comes."""
+def trl_defaults(data_dir, rows, max_steps: int = -1) -> tuple[int, float]:
+    """(real tokens, seconds) over all steps but the first, of TRL's SFTTrainer as it comes (its
+    first `max_steps` steps only, if given: on a CPU without bf16 units, TRL 1.16's defaults run
+    bf16 autocast and gradient checkpointing, and a step of 8 chats takes minutes)."""
     from datasets import Dataset
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
@@ -166,7 +168,7 @@ def trl_defaults(data_dir, rows) -> tuple[int, float]:
     with tempfile.TemporaryDirectory() as out:
         config = SFTConfig(output_dir=out, per_device_train_batch_size=BATCH, num_train_epochs=1, learning_rate=LR,
                            seed=SEED, use_cpu=True, report_to=[], save_strategy="no", logging_steps=10_000,
-                           disable_tqdm=True, dataloader_num_workers=0)
+                           disable_tqdm=True, dataloader_num_workers=0, max_steps=max_steps)
         trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
                              peft_config=LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM"),
                              callbacks=[clock])
@@ -203,7 +205,7 @@ def throughput(args):
             variants[f"ours x{args.processes}"] = lambda: ours(data_dir, train_file, encoded, args.processes)
         try:
             import trl  # noqa: F401
-            variants["trl"] = lambda: trl_defaults(data_dir, rows)
+            variants["trl"] = lambda: trl_defaults(data_dir, rows, args.trl_steps)
         except ImportError:
             print("trl is not installed: TRL's defaults are not measured (pip install -e .[bench])")
         ratios = {name: [] for name in variants}
@@ -212,6 +214,7 @@ def throughput(args):
             for name, run in variants.items():
                 tokens, seconds = run()
                 rates[name] = tokens / seconds
+                print(f"  {name}: {rates[name]:.1f} tok/s", flush=True)  # kept if a later variant is cut short
             for name, rate in rates.items():
                 ratios[name].append(rate / rates["reference"])
             print(f"round {round_}: " + ", ".join(f"{n} {r:.0f} tok/s ({r / rates['reference']:.2f}x)" for n, r in rates.items()),
@@ -298,6 +301,7 @@ def main():
     parser.add_argument("--all", action="store_true", help="also time bf16-only and grouping-only")
     parser.add_argument("--processes", type=int, default=2,
                         help="also time ours with each batch shared by this many single-threaded processes (1: not)")
+    parser.add_argument("--trl-steps", type=int, default=-1, help="time only TRL's first N steps (-1: one epoch)")
     parser.add_argument("--job", action="store_true", help="time a 60-example job and its accuracy instead")
     parser.add_argument("--test", type=int, default=60, help="held-out tickets for --job")
     parser.add_argument("--data-dir", default=os.environ.get("FTUTILS_DATA_DIR", str(Path.home() / ".ftutils" / "local")))

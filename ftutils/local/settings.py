@@ -98,7 +98,7 @@ class Settings:
                                help="train each job as a Ray Train run on the Ray cluster at this address (`auto`: "
                                     "the one started on this machine with `ray start --head`; as `ftutils serve "
                                     "--ray`; needs `pip install ftutils[cluster]`); default: the embedded worker, "
-                                    "which pays none of Ray's start-up (~45 s a job on the 2-core box)")
+                                    "which pays none of Ray's start-up (35-40 s a job on the 2-core box)")
     train_workers: int = setting(2, env="FTUTILS_TRAIN_WORKERS", parse=_integer,
                                  help="Ray workers per job, each with one CPU (or one GPU where the cluster has "
                                       "GPUs) and its share of every batch (with `FTUTILS_RAY_ADDRESS`)")

@@ -18,10 +18,10 @@ and broadcast by the loop's `agree`). A Ray worker that dies fails the attempt; 
 the group (`FailureConfig`) and `_train_fn` resumes from the last checkpoint the relay saw,
 replaying the steps after it, as the embedded worker does after a crash.
 
-Measured on the 2-core box (2026-12-07, under the shared CPU lock): `ray.init` of a local head
-13 s; a 2-worker fit of a toy model 42-53 s, of which ~21 s start the worker group (new Python
-processes importing ray and torch) and ~4 s reach the first step. The embedded worker pays none
-of it: its processes start in ~3 s, and not at all for a one-process job.
+Measured on the 2-core box (2026-12-08, under the shared CPU lock): `ray.init` of a local head
+12 s, once; the test model's 12-step job as a 2-worker run 42-49 s against 7.9 s on the embedded
+worker (8.7 s in two DDP processes), ~21 s of it starting the worker group (new Python processes
+importing ray and torch). The embedded worker pays none of it.
 """
 from __future__ import annotations
 
