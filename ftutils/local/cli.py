@@ -7,6 +7,7 @@ server accepts requests and goes away on a clean shut-down.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import logging
 import os
@@ -21,6 +22,9 @@ def register(subparsers) -> None:
     parser.add_argument("--data-dir", default=None, help="state directory (default $FTUTILS_DATA_DIR or ~/.ftutils/local)")
     parser.add_argument("--model", action="append", default=[], metavar="ID=DIR",
                         help="serve and fine-tune a local Hugging Face model folder as base model ID (repeatable)")
+    parser.add_argument("--ray", default=None, metavar="auto|ADDRESS",
+                        help="train each job on the Ray cluster at ADDRESS (auto: the one on this machine); "
+                             "needs ftutils[cluster]")
     parser.set_defaults(func=serve)
 
 
@@ -39,7 +43,10 @@ def serve(args) -> int:
                 raise ValueError(f"--model wants ID=DIR with an existing folder, got {spec!r}")
             extra[model_id] = os.path.abspath(folder)
         settings = Settings.load(args.data_dir, host=args.host, port=args.port,
-                                 **({"extra_models": extra} if extra else {}))
+                                 **({"extra_models": extra} if extra else {}),
+                                 **({"ray_address": args.ray} if args.ray else {}))
+        if settings.ray_address and importlib.util.find_spec("ray") is None:
+            raise ValueError("training on Ray needs Ray: pip install 'ftutils[cluster]'")
         from ftutils.local.models.aliases import check_aliases
         check_aliases(settings.model_aliases, settings.extra_models)
     except (OSError, ValueError) as exc:

@@ -39,17 +39,18 @@ def healthy(url: str, timeout: float = 2) -> bool:
 
 
 def spawn(data_dir: Path, *, port: int | None = None, env: dict | None = None, timeout: float = 60,
-          cwd: Path | None = None) -> ServerProcess:
+          cwd: Path | None = None, args: tuple[str, ...] = ()) -> ServerProcess:
     """Start a server for `data_dir` and return once it accepts requests.
 
-    `env` entries are added to this process's environment (e.g. FTUTILS_API_KEY). A server
-    that exits or stays silent raises RuntimeError with the end of its log."""
+    `env` entries are added to this process's environment (e.g. FTUTILS_API_KEY), `args` to
+    `ftutils serve`'s (e.g. `--ray ADDRESS`). A server that exits or stays silent raises
+    RuntimeError with the end of its log."""
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # private, as the server keeps it
     port = port or free_port()
     log = data_dir / "server.log"
     cmd = [sys.executable, "-m", "ftutils", "serve", "--host", "127.0.0.1", "--port", str(port),
-           "--data-dir", str(data_dir)]
+           "--data-dir", str(data_dir), *args]
     with log.open("ab") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env={**os.environ, **(env or {})}, cwd=cwd)

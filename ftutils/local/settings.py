@@ -45,6 +45,10 @@ def _names(env: str, text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
 
 
+def _text(env: str, text: str) -> str:
+    return text.strip()
+
+
 def _keep_checkpoints(env: str, text: str) -> int:
     """"all" keeps one per epoch of the longest job OpenAI allows."""
     if text.strip().lower() == "all":
@@ -84,11 +88,20 @@ class Settings:
                                       "quick (on 2 cores during `ftutils run`, 03's job took 36 s an epoch on 2 "
                                       "threads against 30 s on 1)")
     train_processes: int = setting(0, env="FTUTILS_TRAIN_PROCESSES", parse=_integer,
-                                   help="processes that share each training batch of a local job; default 2 on a "
-                                        "machine with two cores or more for supervised jobs (1 for DPO, and for a "
-                                        "base small enough to run on one thread, such as the test model): on the "
-                                        "2-core box a SmolLM2 job step took 1.33 s against 1.44 s in one process "
-                                        "(up to 0.63x when both cores are free)")
+                                   help="processes that share each training batch of a local job (torch DDP); "
+                                        "default one per GPU where there are GPUs, else 2 on a machine with two "
+                                        "cores or more, supervised and DPO jobs alike (1 for a base small enough "
+                                        "to run on one thread, such as the test model): on the 2-core box a "
+                                        "SmolLM2 job step took 1.33 s against 1.44 s in one process (up to 0.63x "
+                                        "when both cores are free)")
+    ray_address: str = setting("", env="FTUTILS_RAY_ADDRESS", parse=_text,
+                               help="train each job as a Ray Train run on the Ray cluster at this address (`auto`: "
+                                    "the one started on this machine with `ray start --head`; as `ftutils serve "
+                                    "--ray`; needs `pip install ftutils[cluster]`); default: the embedded worker, "
+                                    "which pays none of Ray's start-up (35-40 s a job on the 2-core box)")
+    train_workers: int = setting(2, env="FTUTILS_TRAIN_WORKERS", parse=_integer,
+                                 help="Ray workers per job, each with one CPU (or one GPU where the cluster has "
+                                      "GPUs) and its share of every batch (with `FTUTILS_RAY_ADDRESS`)")
     run_worker: bool = setting(True, help="False runs the API alone (tests of the HTTP layer that must never train)")
     prepare_models: list[str] = setting(default_factory=list, env="FTUTILS_PREPARE_MODELS", parse=_names,
                                         help="base models (comma-separated) the idle worker converts and loads once "
@@ -107,6 +120,8 @@ class Settings:
                              f"id, got {self.model_aliases!r}")
         if self.train_processes < 0:
             raise ValueError(f"train_processes (FTUTILS_TRAIN_PROCESSES) must be 0 (auto) or more, got {self.train_processes}")
+        if self.train_workers < 1:
+            raise ValueError(f"train_workers (FTUTILS_TRAIN_WORKERS) must be 1 or more, got {self.train_workers}")
         if self.keep_checkpoints < 1:
             raise ValueError(f"keep_checkpoints must be at least 1, got {self.keep_checkpoints}")
 
@@ -136,13 +151,17 @@ class Settings:
         return settings
 
     def processes_for(self, base_model: str, method: str = "supervised") -> int:
-        """How many processes train a job of `method` on `base_model` (train_processes, or its auto choice)."""
+        """How many processes train a job of `method` on `base_model` (train_processes, or its auto
+        choice, the same for every method: the loop and its DDP do not depend on it)."""
         if self.train_processes:
             return self.train_processes
         entry = catalog.base_model(base_model)
-        # DPO trains in one process unless asked: two would change its numbers (bf16 rounding).
-        if (entry is not None and entry.one_thread) or method != "supervised":
+        if entry is not None and entry.one_thread:
             return 1
+        import torch  # only the worker asks, and it has torch loaded already
+
+        if torch.cuda.is_available():
+            return torch.cuda.device_count()
         return 2 if (os.cpu_count() or 1) >= 2 else 1
 
     def worker_threads(self) -> int:

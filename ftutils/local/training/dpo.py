@@ -23,8 +23,8 @@ Metrics per step, under the names the trainer's sink and OpenAI's checkpoints us
 reply), plus DPO's own: `reward_accuracy` (share of pairs with a positive margin) and
 `reward_margin` (mean beta * margin). The trainer prefixes them with train_/valid_/full_valid_.
 
-In several processes (`parallel`) each scores every pair's reference (once, before training)
-and takes its share of each batch; the sums below add up across processes.
+In several processes (`parallel`, torch's DDP) each scores every pair's reference (once, before
+training) and takes its share of each batch; the sums below add up across processes.
 """
 from __future__ import annotations
 
@@ -52,10 +52,11 @@ class Dpo:
         peft's disable_adapter()."""
         score_reference(model, pairs, pad_id)
 
-    def loss(self, model, share: list[Pair], batch: list[Pair], pad_id: int, backward: bool) -> list[float]:
+    def loss(self, model, share: list[Pair], batch: list[Pair], pad_id: int, backward: bool,
+             passes=None) -> list[float]:
         """[summed loss, correct tokens, tokens, pairs won, summed margin, pairs] over `share`
         (this process's part of `batch`); gradients of the whole batch's mean loss if `backward`."""
-        return pair_sums(model, share, len(batch), pad_id, self.beta, backward)
+        return pair_sums(model, share, len(batch), pad_id, self.beta, backward, passes)
 
     def metrics(self, sums: list[float]) -> dict:
         """The sums over every process, as the batch's metrics (mean per pair)."""
@@ -90,17 +91,21 @@ def score_reference(model, pairs: list[Pair], pad_id: int) -> None:
     model.train(was_training)
 
 
-def pair_sums(model, pairs: list[Pair], n_batch: int, pad_id: int, beta: float, backward: bool) -> list[float]:
+def pair_sums(model, pairs: list[Pair], n_batch: int, pad_id: int, beta: float, backward: bool,
+              passes=None) -> list[float]:
     """The DPO sums over `pairs`; gradients of the loss summed and divided by `n_batch` if asked.
 
     Micro-batches bound memory; each pair's chosen and rejected replies go through one
-    forward pass together. The pairs' reference log-probabilities must be scored already.
+    forward pass together, made as `passes(fn, *args, last=...)` (`parallel.Passes`, through
+    DDP; default `fn(model, *args)`). The pairs' reference log-probabilities must be scored already.
     """
+    passes = passes or (lambda fn, *args, last=True: fn(model, *args))
     totals = {"loss": 0.0, "correct": 0.0, "tokens": 0, "wins": 0, "margin": 0.0}
-    for micro in _micro_batches(pairs):
+    micros = list(_micro_batches(pairs))
+    for i, micro in enumerate(micros):
         sequences = [p.chosen for p in micro] + [p.rejected for p in micro]
         with torch.set_grad_enabled(backward):
-            policy, correct, counts = _reply_logps(model, sequences, pad_id)
+            policy, correct, counts = passes(_reply_logps, sequences, pad_id, last=i == len(micros) - 1)
         if any(p.reference is None for p in micro):
             raise RuntimeError("score_reference() must score the pairs before DPO steps")
         reference = torch.tensor([p.reference[0] for p in micro] + [p.reference[1] for p in micro],

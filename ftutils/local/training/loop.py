@@ -6,7 +6,7 @@ What a step optimises is the job's Objective (`sft.Supervised` or `dpo.Dpo`); th
 same for both. It knows nothing of HTTP or SQLite: the worker passes a sink that turns metrics
 and checkpoints into job events and rows, and answers `should_stop()` from the job's
 cancel/pause flags. With `config.processes` > 1 it runs in that many processes, each on its
-share of every batch (`parallel`: the loop meets the process group only through `Group`).
+share of every batch (`parallel`, torch's DDP: the loop meets the process group only through `Group`).
 How a step is made fast is in `speed` and `sft`.
 """
 from __future__ import annotations
@@ -42,9 +42,10 @@ class Objective(Protocol):
     def prepare(self, model, items: list, pad_id: int) -> None:
         """Once, with the LoRA model built and before the speed tricks are installed."""
 
-    def loss(self, model, share: list, batch: list, pad_id: int, backward: bool) -> list[float]:
+    def loss(self, model, share: list, batch: list, pad_id: int, backward: bool, passes=None) -> list[float]:
         """Sums over `share` (this process's part of `batch`) that add up across processes;
-        with `backward`, the gradients of the whole batch's mean loss."""
+        with `backward`, the gradients of the whole batch's mean loss, each forward pass made
+        as `passes(fn, *args, last=...)` = `fn(model, *args)` (`parallel.Passes`: through DDP)."""
 
     def metrics(self, sums: list[float]) -> dict:
         """The added-up sums as metrics, without their train_/valid_ prefix."""
@@ -67,9 +68,10 @@ def train(config: TrainConfig, sink: TrainSink) -> TrainResult:
         torch.set_num_threads(saved_threads)
 
 
-def run(config: TrainConfig, sink: TrainSink, group: parallel.Group = parallel.Group()) -> TrainResult:
-    """The loop, in every process of `group`; only rank 0 writes checkpoints and the model."""
-    return _Training(config, sink, group).run()
+def run(config: TrainConfig, sink: TrainSink, group: parallel.Group | None = None) -> TrainResult:
+    """The loop, in every process of `group` (default: the process group this process is in,
+    if any); only rank 0 writes checkpoints and the model."""
+    return _Training(config, sink, group or parallel.Group.joined()).run()
 
 
 def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
@@ -104,9 +106,9 @@ class _Training:
             raise ValueError("no training example has an assistant message to learn from")
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.total_steps = math.ceil(len(self.train_set) / config.batch_size) * config.n_epochs
-        self.model = _with_lora(model, config)
+        self.model = _with_lora(model.to(group.device), config)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
-        group.start(self.params)
+        group.start(self.model, self.params)
         self.optimizer = speed.adamw(self.params, config.base_learning_rate * config.learning_rate_multiplier)
         self.scheduler = _schedule(self.optimizer, self.total_steps)
         self.state = {"step": 0, "epoch": 0, "batch": 0, "trained_tokens": 0}
@@ -151,10 +153,12 @@ class _Training:
     def _step(self, batch: list, n_batches: int) -> None:
         config, state, valid = self.config, self.state, self.valid_set
         self.optimizer.zero_grad(set_to_none=True)
+        passes = self.group.passes(self.model)
         with self.autocast():
-            sums = self.objective.loss(self.model, self.group.shard(batch), batch, self.pad_id, backward=True)
+            sums = self.objective.loss(self.model, self.group.shard(batch), batch, self.pad_id, backward=True,
+                                       passes=passes)
+            passes.finish()  # the gradients are the whole batch's now, in every process
         metrics = self.objective.metrics(self.group.sum(*sums))
-        self.group.sum_grads(self.params)
         torch.nn.utils.clip_grad_norm_(self.params, GRAD_CLIP, foreach=True)
         self.optimizer.step()
         self.scheduler.step()

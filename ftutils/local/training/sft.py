@@ -32,11 +32,11 @@ class Supervised:
     def prepare(self, model, items: list, pad_id: int) -> None:
         """Nothing to score before training."""
 
-    def loss(self, model, share: list, batch: list, pad_id: int, backward: bool) -> list[float]:
+    def loss(self, model, share: list, batch: list, pad_id: int, backward: bool, passes=None) -> list[float]:
         """[summed loss, correct predictions, labels] over `share` (this process's part of
         `batch`), its gradients scaled as those of the whole batch's mean if `backward`."""
         loss_sum, correct, _ = batch_loss(model, share, pad_id, backward=backward,
-                                          n_labels=sum(e.n_trained for e in batch))
+                                          n_labels=sum(e.n_trained for e in batch), passes=passes)
         return [loss_sum, correct, sum(e.n_trained for e in share)]
 
     def metrics(self, sums: list[float]) -> dict:
@@ -45,32 +45,40 @@ class Supervised:
         return {"loss": loss_sum / n, "mean_token_accuracy": correct / n}
 
 
-def batch_loss(model, batch, pad_id, backward: bool, n_labels: int | None = None):
+def batch_loss(model, batch, pad_id, backward: bool, n_labels: int | None = None, passes=None):
     """Summed loss, correct predictions and label count over `batch` (backward if asked).
 
     Micro-batches bound memory for big batches; each one's loss is divided by the
     whole batch's label count (`n_labels` when `batch` is one process's share of it), so
-    the gradients add up to those of the batch mean.
+    the gradients add up to those of the batch mean. `passes(fn, *args, last=...)` makes each
+    forward pass (`parallel.Passes`, through DDP); default: `fn(model, *args)`.
     """
     n_labels = n_labels or sum(e.n_trained for e in batch)
-    if not batch:  # a share left empty (a batch smaller than the processes)
-        return 0.0, 0, n_labels
-    loss_total, correct_total, micro, width = 0.0, 0, [], 0
-    for example in sorted(batch, key=lambda e: len(e.input_ids), reverse=True) + [None]:
-        if example is not None and (not micro or (len(micro) + 1) * width <= MICRO_BATCH_TOKENS):
-            micro.append(example)
-            width = max(width, len(example.input_ids))
-            continue
+    passes = passes or (lambda fn, *args, last=True: fn(model, *args))
+    loss_total, correct_total = 0.0, 0
+    micros = micro_batches(batch)  # none for a share left empty (a batch smaller than the processes)
+    for i, micro in enumerate(micros):
         ids, mask, labels = (t.to(model.device) for t in chat_format.pad_batch(micro, pad_id))
-        logits, targets = labelled_logits(model, ids, mask, labels, shared_prefix(micro))
+        logits, targets = passes(labelled_logits, ids, mask, labels, shared_prefix(micro), last=i == len(micros) - 1)
         loss = F.cross_entropy(logits.float(), targets, reduction="sum")
         if backward:
             (loss / n_labels).backward()
         loss_total += loss.item()
         correct_total += (logits.argmax(-1) == targets).sum().item()
-        if example is not None:
-            micro, width = [example], len(example.input_ids)
     return loss_total, correct_total, n_labels
+
+
+def micro_batches(batch) -> list[list]:
+    """`batch` longest first, cut where the next example would take a micro-batch's padded
+    tokens past MICRO_BATCH_TOKENS (one example per micro-batch at least)."""
+    micros, width = [], 0
+    for example in sorted(batch, key=lambda e: len(e.input_ids), reverse=True):
+        if micros and (len(micros[-1]) + 1) * width <= MICRO_BATCH_TOKENS:
+            micros[-1].append(example)
+        else:
+            micros.append([example])
+            width = len(example.input_ids)
+    return micros
 
 
 def shared_prefix(examples) -> int:

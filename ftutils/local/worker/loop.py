@@ -122,12 +122,10 @@ class Worker:
             self.jobs.event(job["id"], f"{job['model']} is trained locally as {base} (its alias on this server)")
         sink = JobSink(self, job)
         try:
-            from ftutils.local.training.loop import train
-
             config = self.train_config(job, base)
             sink.reporters = integrations.start(job, lambda m, level: self.jobs.event(job["id"], m, level=level),
                                                 self.settings.jobs_dir / job["id"])
-            result = train(config, sink)
+            result = self.engine()(config, sink)
         except Exception as exc:
             log.exception("job %s failed", job["id"])
             self.jobs.fail(job["id"], "training_failed", f"Training failed: {self.public(exc)}")
@@ -139,6 +137,14 @@ class Worker:
             self.finish(job, result, base)
         else:
             self.jobs.stopped(job["id"], result.stopped, shutting_down=self.shutting_down)
+
+    def engine(self):
+        """What trains a job: `train(config, sink)` here, or the same loop as a Ray Train run."""
+        if self.settings.ray_address:
+            from ftutils.local.worker.ray_engine import RayEngine
+            return RayEngine(self.settings.train_workers).train
+        from ftutils.local.training.loop import train
+        return train
 
     def train_config(self, job: dict, base: str):
         """The trainer's config for `job` on the local base `base`, its hyperparameters as resolved."""
@@ -222,6 +228,9 @@ def main() -> int:
             torch.set_num_threads(settings.worker_threads())
             _warm_up()
             prepare_models(settings)
+            if settings.ray_address:
+                from ftutils.local.worker import ray_engine
+                ray_engine.connect(settings.ray_address)
             worker.loop()
     return 0
 

@@ -116,6 +116,7 @@ def test_jobs_on_smollm2_train_in_two_processes_where_there_are_two_cores(tmp_pa
     monkeypatch.setattr("os.cpu_count", lambda: 2)
     settings = Settings.load(tmp_path)
     assert (settings.processes_for("smollm2-135m-instruct"), settings.processes_for("tiny-smollm2")) == (2, 1)
+    assert settings.processes_for("smollm2-135m-instruct", "dpo") == 2  # DDP shares DPO's batches as well
     monkeypatch.setattr("os.cpu_count", lambda: 1)
     assert settings.processes_for("smollm2-135m-instruct") == 1
     monkeypatch.setenv("FTUTILS_TRAIN_PROCESSES", "3")
