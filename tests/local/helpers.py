@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import time
 from pathlib import Path
 
@@ -161,3 +162,20 @@ def tiny_lora(ml_data_dir, std: float, r: int = 8, alpha: int = 16):
         if "lora_B" in name:
             torch.nn.init.normal_(p, std=std)
     return model, tokenizer
+
+
+def health(server) -> dict:
+    return httpx.get(server.base_url.removesuffix("/v1") + "/health", timeout=5).json()
+
+
+def pid_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    # A zombie child of ours still answers kill(0); it is dead all the same.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1].startswith("Z")
+    except OSError:
+        return True

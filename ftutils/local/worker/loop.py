@@ -22,7 +22,7 @@ from ftutils.local.models import aliases
 from ftutils.local.settings import Settings
 from ftutils.local.store import Store
 from ftutils.local.worker import integrations, results
-from ftutils.local.worker.process import ENV
+from ftutils.local.worker.process import ENV, PARENT_ENV
 from ftutils.local.worker.sink import JobSink
 
 log = logging.getLogger("ftutils.local.worker")
@@ -33,7 +33,7 @@ class Worker:
         self.settings = settings
         self.store = Store.open(settings.db_path, settings.files_dir, settings.jobs_dir, settings.org)
         self.jobs = self.store.jobs
-        self.parent = os.getppid()
+        self.parent = int(os.environ.get(PARENT_ENV) or os.getppid())
         self.shutting_down = False
 
     # -- process hygiene ---------------------------------------------------------------

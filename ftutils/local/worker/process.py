@@ -15,6 +15,7 @@ import time
 from ftutils.local.server_process import stop
 
 ENV = "FTUTILS_WORKER_SETTINGS"
+PARENT_ENV = "FTUTILS_WORKER_PARENT"  # the API process's pid: the worker's orphan check
 MODULE = "ftutils.local.worker.loop"
 log = logging.getLogger("ftutils.local")
 
@@ -36,6 +37,9 @@ class WorkerProcess:
     def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if k != "FTUTILS_API_KEY"}  # the worker needs no key
         env[ENV] = self.settings.to_json()
+        # Passed, not read by the worker with getppid(): an API process killed while the worker
+        # still imports would leave it adopted by init before it could note its parent.
+        env[PARENT_ENV] = str(os.getpid())
         self.proc = subprocess.Popen([sys.executable, "-m", MODULE], env=env)
 
     def ensure_running(self) -> None:

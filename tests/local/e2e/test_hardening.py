@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.conftest import ROOT, start_server, stop_server
-from tests.local.helpers import chat_lines, wait_for, wait_until, write_jsonl
+from tests.local.helpers import chat_lines, health, pid_gone, wait_for, wait_until, write_jsonl
 
 PREFERENCE = {"input": {"messages": [{"role": "user", "content": "Greet Ann"}]},
               "preferred_output": [{"role": "assistant", "content": "Hello Ann!"}],
@@ -120,8 +120,11 @@ def test_the_data_dir_is_private_and_a_stale_server_json_is_replaced(tmp_path):
         mode = {p.name: stat.S_IMODE(p.stat().st_mode) for p in
                 (data, data / "files", data / "jobs", data / "db.sqlite", data / "files" / uploaded.id)}
         assert mode == {"srv": 0o700, "files": 0o700, "jobs": 0o700, "db.sqlite": 0o600, uploaded.id: 0o600}
+        worker_pid = health(server)["worker_pid"]  # likely still importing torch: killed before it settles
         server.process.send_signal(signal.SIGKILL)  # leaves its server.json behind
         server.process.wait(timeout=10)
+        # The orphan notices however early its parent died (it was told the pid, not left to getppid()).
+        assert wait_until(lambda: pid_gone(worker_pid), timeout=30, what="the orphaned worker to exit")
         stale = json.loads((data / "server.json").read_text())
         assert stale["pid"] == server.process.pid
     finally:

@@ -19,24 +19,7 @@ import openai
 import pytest
 
 from tests.conftest import ROOT, start_server, stop_server
-from tests.local.helpers import chat_lines, wait_for, wait_until, warm_model_cache, write_jsonl
-
-
-def health(server) -> dict:
-    return httpx.get(server.base_url.removesuffix("/v1") + "/health", timeout=5).json()
-
-
-def pid_gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    # A zombie child of ours still answers kill(0); it is dead all the same.
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ")[1].startswith("Z")
-    except OSError:
-        return True
+from tests.local.helpers import chat_lines, health, pid_gone, wait_for, wait_until, warm_model_cache, write_jsonl
 
 
 def events(client, job_id):
