@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from ftutils.evaluate.candidates import Candidate
-from ftutils.evaluate.recommend import significant
+from ftutils.evaluate.policy import advise, significant
 from ftutils.evaluate.scores import compare_pair
 
 NAME = "replacement"
@@ -43,7 +43,6 @@ def evaluate_replacement(run_dir, client, target_client, *, replacement: str | N
     and one more paired comparison: the replacement against the original fine-tune.
     `evaluate_kwargs` go to evaluate_run (method, include_checkpoints, max_test_examples, ...)."""
     from ftutils.evaluate.candidates import read_manifest
-    from ftutils.evaluate.recommend import recommend
     from ftutils.evaluate.suite import evaluate_run
 
     manifest = read_manifest(run_dir)
@@ -61,7 +60,7 @@ def evaluate_replacement(run_dir, client, target_client, *, replacement: str | N
     evaluation.paired.append(compare_pair(results[ORIGINAL].classification.frame(), results[NAME].classification.frame(),
                                           evaluation.labels, ORIGINAL, NAME,
                                           evaluate_kwargs.get("bootstrap_samples", 1000), evaluate_kwargs.get("seed", 42)))
-    evaluation.recommendations = recommend(evaluation.to_dict(with_predictions=False), manifest)
+    evaluation.advice = advise(manifest, evaluation.to_dict(with_predictions=False))
     log(verdict(evaluation.to_dict(with_predictions=False)))
     return evaluation
 
