@@ -65,6 +65,7 @@ def stop_server(server: LocalServer) -> None:
 def local_server(tmp_path_factory):
     """One real server for the session; tests must not assume they are alone on it."""
     # The data dir notebooks and connect() use, so they find and reuse this server.
+    os.environ.pop("FTUTILS_KEEP_CHECKPOINTS", None)  # the shared server keeps its own default (3)
     server = start_server(Path(os.environ["FTUTILS_DATA_DIR"]))
     # The server takes its key from FTUTILS_API_KEY and then writes no api_key file, so
     # connect() here and in notebook kernels (which inherit os.environ) needs it set too.
@@ -90,3 +91,11 @@ def api(local_server, recorder):
     """The real openai client on the session server, its responses checked against the spec."""
     from tests.local.helpers import checked_client
     return checked_client(local_server, recorder)
+
+
+@pytest.fixture(autouse=True)
+def _servers_keep_their_own_checkpoint_default(monkeypatch):
+    # `import ftutils.train` under ipykernel (which some tests import) and `ftutils run` in-process
+    # set FTUTILS_KEEP_CHECKPOINTS=all for the rest of the process; each test starts from the
+    # server's own default (3, as OpenAI) unless it sets the variable itself.
+    monkeypatch.delenv("FTUTILS_KEEP_CHECKPOINTS", raising=False)
